@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class DuonicheConfig(AppConfig):
+    name = "duoniche"
+    verbose_name = "DuoNiche platform"
+
+    def ready(self) -> None:
+        from duoniche import checks  # noqa: F401  (registers the system checks)

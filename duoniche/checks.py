@@ -1,0 +1,72 @@
+"""Startup checks: a malformed languages file stops startup; risky settings are warned about."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+
+from duoniche.languages import LanguageConfigError, bot_ids, load_languages
+
+
+@register()
+def check_languages(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    try:
+        load_languages(settings.LANGUAGES_FILE)
+    except LanguageConfigError as exc:
+        return [
+            Error(f"languages file: {problem}", obj=str(settings.LANGUAGES_FILE), id="duoniche.E001")
+            for problem in exc.problems
+        ]
+    return []
+
+
+@register()
+def check_runtime_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if not settings.DEBUG and not settings.REDIS_URL:
+        messages.append(
+            Warning(
+                "REDIS_URL is empty: no background jobs and no notifications.",
+                id="duoniche.W001",
+            )
+        )
+    if settings.API_ALLOW_ANONYMOUS:
+        messages.append(
+            Warning("API_ALLOW_ANONYMOUS is true: the bot API accepts requests without a token.",
+                    id="duoniche.W002")
+        )
+    if settings.PAYMENTS_ACCEPT_UNSIGNED_PAYLOADS or settings.PAYMENTS_ACCEPT_ANY_AMOUNT:
+        messages.append(
+            Warning(
+                "A payments migration window is open "
+                "(PAYMENTS_ACCEPT_UNSIGNED_PAYLOADS or PAYMENTS_ACCEPT_ANY_AMOUNT).",
+                id="duoniche.W003",
+            )
+        )
+    if not settings.DEBUG and not settings.PAYMENTS_PAYLOAD_SECRET:
+        messages.append(
+            Warning(
+                "PAYMENTS_PAYLOAD_SECRET is empty: the payload key is derived from the secret key.",
+                id="duoniche.W004",
+            )
+        )
+    try:
+        known = set(bot_ids())
+    except LanguageConfigError:
+        known = set()
+    for bot_id in settings.TELEGRAM_BOT_TOKENS_JSON:
+        if known and bot_id not in known:
+            messages.append(
+                Warning(
+                    f"TELEGRAM_BOT_TOKENS_JSON has a token for {bot_id!r}, "
+                    "which is not a configured bot id.",
+                    id="duoniche.W005",
+                )
+            )
+    for alias, name in settings.DEPRECATED_ENV_ALIASES_USED:
+        messages.append(
+            Warning(f"{alias} is a deprecated name; set {name} instead.", id="duoniche.W006")
+        )
+    return messages

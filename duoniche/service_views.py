@@ -1,0 +1,52 @@
+"""Endpoints for operators rather than bots: liveness/readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from django_prometheus.exports import ExportToDjangoView
+
+logger = logging.getLogger(__name__)
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """200 after a database round trip; 503 with the reason when the database does not answer."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        logger.warning("healthz: database check failed: %s", exc.__class__.__name__)
+        return JsonResponse(
+            {
+                "detail": f"The database is not reachable ({exc.__class__.__name__}).",
+                "code": "service_unavailable",
+            },
+            status=503,
+        )
+    return JsonResponse({"status": "ok", "database": "ok"})
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition; behind `Authorization: Bearer <METRICS_TOKEN>` when it is set."""
+    token = settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            response = JsonResponse(
+                {"detail": "A valid metrics token is required.", "code": "not_authenticated"},
+                status=401,
+            )
+            response["WWW-Authenticate"] = "Bearer"
+            return response
+    return ExportToDjangoView(request)

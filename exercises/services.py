@@ -1,0 +1,174 @@
+"""Writes to the exercise bank. Every interface (import, generation, admin) goes through here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from duoniche.enums import ExerciseSource, ExerciseStatus, ExerciseType
+from exercises.bank import BankItem
+from exercises.content import answer_text, text_hash
+from exercises.models import Exercise, ExerciseAnswer
+
+
+@transaction.atomic
+def exercise_create(
+    *,
+    exercise_type: str,
+    exercise_language: str,
+    language_level: str,
+    topic: str,
+    data: dict[str, Any],
+    correct_answer: dict[str, Any],
+    grammar_tags: dict[str, list[str]],
+    status: str,
+    persona: str | None,
+    content_hash: str,
+    source: str,
+    created_by: str,
+    now: datetime,
+) -> Exercise:
+    """Create an exercise and its reference verdict (the canonical correct answer) together."""
+    exercise = Exercise.objects.create(
+        exercise_type=exercise_type,
+        exercise_language=exercise_language,
+        language_level=language_level,
+        topic=topic,
+        data=data,
+        grammar_tags=grammar_tags,
+        status=status,
+        status_changed_at=now,
+        persona=persona,
+        content_hash=content_hash,
+        source=source,
+        created_at=now,
+    )
+    text = answer_text(exercise_type, correct_answer)
+    ExerciseAnswer.objects.create(
+        exercise=exercise,
+        answer=correct_answer,
+        answer_text=text,
+        answer_key=text_hash(text),
+        is_correct=True,
+        feedback=_reference_feedback(exercise_type, data),
+        feedback_language="",
+        is_reference=True,
+        created_by=created_by,
+        created_at=now,
+    )
+    return exercise
+
+
+def _reference_feedback(exercise_type: str, data: dict[str, Any]) -> str:
+    if exercise_type == ExerciseType.CHOOSE_ACCENT:
+        return str(data.get("meaning") or "")
+    return ""
+
+
+@dataclass
+class ImportSummary:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class _DryRunRollback(Exception):
+    pass
+
+
+def exercise_bank_import(
+    *,
+    items: Iterable[BankItem],
+    update: bool = False,
+    dry_run: bool = False,
+    on_item: Callable[[BankItem, str], None] | None = None,
+) -> ImportSummary:
+    """Import validated bank items in one transaction; idempotent through the content hash.
+
+    Existing exercises are left alone unless `update` is set; `dry_run` rolls everything back and
+    reports what would have happened.
+    """
+    items = list(items)
+    summary = ImportSummary()
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            existing = {
+                exercise.content_hash: exercise
+                for exercise in Exercise.objects.filter(
+                    content_hash__in=[item.content_hash for item in items]
+                )
+            }
+            for item in items:
+                outcome = _import_item(item, existing.get(item.content_hash), update, now)
+                setattr(summary, outcome, getattr(summary, outcome) + 1)
+                if on_item is not None:
+                    on_item(item, outcome)
+            if dry_run:
+                raise _DryRunRollback
+    except _DryRunRollback:
+        pass
+    return summary
+
+
+def _import_item(item: BankItem, exercise: Exercise | None, update: bool, now: datetime) -> str:
+    if exercise is None:
+        try:
+            with transaction.atomic():  # savepoint: a concurrent import may have won the key
+                exercise_create(
+                    exercise_type=item.exercise_type,
+                    exercise_language=item.exercise_language,
+                    language_level=item.language_level,
+                    topic=item.topic,
+                    data=item.data,
+                    correct_answer=item.correct_answer,
+                    grammar_tags=item.grammar_tags,
+                    status=item.status,
+                    persona=item.persona,
+                    content_hash=item.content_hash,
+                    source=ExerciseSource.IMPORTED,
+                    created_by="import",
+                    now=now,
+                )
+        except IntegrityError:
+            return "unchanged"
+        return "created"
+    if not update:
+        return "unchanged"
+    return "updated" if _update_from_item(exercise, item, now) else "unchanged"
+
+
+def _update_from_item(exercise: Exercise, item: BankItem, now: datetime) -> bool:
+    """Apply the mutable fields of `item`; return whether anything changed."""
+    changed: list[str] = []
+    for field in ("language_level", "topic", "grammar_tags", "persona"):
+        if getattr(exercise, field) != getattr(item, field):
+            setattr(exercise, field, getattr(item, field))
+            changed.append(field)
+    if exercise.status != item.status:
+        exercise.status = item.status
+        exercise.status_changed_at = now
+        changed += ["status", "status_changed_at"]
+    data = dict(exercise.data)
+    if item.exercise_type == ExerciseType.CHOOSE_ACCENT:
+        data["meaning"] = item.data["meaning"]
+    if item.exercise_type == ExerciseType.STORY_COMPREHENSION:
+        for key in ("audio_url", "audio_telegram_file_id"):
+            if item.data[key]:
+                data[key] = item.data[key]
+    if data != exercise.data:
+        exercise.data = data
+        changed.append("data")
+    if not changed:
+        return False
+    exercise.save(update_fields=[*changed, "updated_at"])
+    if item.exercise_type == ExerciseType.CHOOSE_ACCENT:
+        ExerciseAnswer.objects.filter(exercise=exercise, is_reference=True).update(
+            feedback=item.data["meaning"] or "", updated_at=now
+        )
+    return True
