@@ -16,7 +16,9 @@ def check_languages(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
         load_languages(settings.LANGUAGES_FILE)
     except LanguageConfigError as exc:
         return [
-            Error(f"languages file: {problem}", obj=str(settings.LANGUAGES_FILE), id="duoniche.E001")
+            Error(
+                f"languages file: {problem}", obj=str(settings.LANGUAGES_FILE), id="duoniche.E001"
+            )
             for problem in exc.problems
         ]
     return []
@@ -34,8 +36,10 @@ def check_runtime_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
         )
     if settings.API_ALLOW_ANONYMOUS:
         messages.append(
-            Warning("API_ALLOW_ANONYMOUS is true: the bot API accepts requests without a token.",
-                    id="duoniche.W002")
+            Warning(
+                "API_ALLOW_ANONYMOUS is true: the bot API accepts requests without a token.",
+                id="duoniche.W002",
+            )
         )
     if settings.PAYMENTS_ACCEPT_UNSIGNED_PAYLOADS or settings.PAYMENTS_ACCEPT_ANY_AMOUNT:
         messages.append(

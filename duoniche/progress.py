@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import Protocol
+
+
+class Stream(Protocol):
+    def write(self, msg: str = "", style_func: None = None, ending: str | None = None) -> None: ...
+    def flush(self) -> None: ...
+    def isatty(self) -> bool: ...
 
 
 class ProgressBar:
     WIDTH = 30
 
-    def __init__(self, *, total: int, label: str, stream: TextIO, enabled: bool) -> None:
+    def __init__(self, *, total: int, label: str, stream: Stream, enabled: bool) -> None:
         self.total = max(total, 1)
         self.label = label
         self.stream = stream
@@ -21,7 +27,7 @@ class ProgressBar:
             return
         filled = self.WIDTH * self.done // self.total
         bar = "#" * filled + "." * (self.WIDTH - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
+        self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total}", ending="")
         if self.done >= self.total:
-            self.stream.write("\n")
+            self.stream.write("")
         self.stream.flush()

@@ -1,8 +1,8 @@
 """The only settings module. Everything comes from the environment (see shared config.md).
 
-Nothing configured still works (SQLite, local-memory cache, eager Celery, no LLM/TTS/S3); integrations
-switch on by presence. With `DJANGO_DEBUG=false`, missing production settings stop the process here
-with `ImproperlyConfigured`, naming the variables but never their values.
+Nothing configured still works (SQLite, local-memory cache, eager Celery, no LLM/TTS/S3);
+integrations switch on by presence. With `DJANGO_DEBUG=false`, missing production settings stop
+the process here with `ImproperlyConfigured`, naming the variables but never their values.
 """
 
 from __future__ import annotations
@@ -264,7 +264,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = env.str("MEDIA_URL", default="/media/")
 
-AWS_ACCESS_KEY_ID = env.str(_aliased("AWS_ACCESS_KEY_ID", "CLOUDFLARE_R2_ACCESS_KEY_ID"), default="")
+AWS_ACCESS_KEY_ID = env.str(
+    _aliased("AWS_ACCESS_KEY_ID", "CLOUDFLARE_R2_ACCESS_KEY_ID"), default=""
+)
 AWS_SECRET_ACCESS_KEY = env.str(
     _aliased("AWS_SECRET_ACCESS_KEY", "CLOUDFLARE_R2_SECRET_ACCESS_KEY"), default=""
 )
@@ -273,7 +275,9 @@ AWS_STORAGE_BUCKET_NAME = env.str(
 )
 CLOUDFLARE_R2_ACCOUNT_ID = env.str("CLOUDFLARE_R2_ACCOUNT_ID", default="")
 AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or (
-    f"https://{CLOUDFLARE_R2_ACCOUNT_ID}.r2.cloudflarestorage.com" if CLOUDFLARE_R2_ACCOUNT_ID else ""
+    f"https://{CLOUDFLARE_R2_ACCOUNT_ID}.r2.cloudflarestorage.com"
+    if CLOUDFLARE_R2_ACCOUNT_ID
+    else ""
 )
 AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="auto")
 AWS_S3_SIGNATURE_VERSION = env.str("AWS_S3_SIGNATURE_VERSION", default="s3v4")
@@ -350,9 +354,9 @@ if not all(isinstance(token, str) for token in TELEGRAM_BOT_TOKENS_JSON.values()
 TELEGRAM_UPLOAD_CHAT_ID = env.str(
     _aliased("TELEGRAM_UPLOAD_CHAT_ID", "TELEGRAM_UPLOAD_BOT_CHAT_ID"), default=""
 )
-TELEGRAM_API_BASE_URL = env.str(
-    "TELEGRAM_API_BASE_URL", default="https://api.telegram.org"
-).rstrip("/")
+TELEGRAM_API_BASE_URL = env.str("TELEGRAM_API_BASE_URL", default="https://api.telegram.org").rstrip(
+    "/"
+)
 TELEGRAM_REQUEST_TIMEOUT = env.float("TELEGRAM_REQUEST_TIMEOUT", default=20.0)
 
 # --- Payments ---------------------------------------------------------------------------------
@@ -413,7 +417,8 @@ LONG_BREAK_REMINDER_SEQUENCE: list[str] = _json(
 )
 if not all(step in _LONG_BREAK_STEPS for step in LONG_BREAK_REMINDER_SEQUENCE):
     raise ImproperlyConfigured(
-        "LONG_BREAK_REMINDER_SEQUENCE must be a JSON list of steps from " + ", ".join(_LONG_BREAK_STEPS)
+        "LONG_BREAK_REMINDER_SEQUENCE must be a JSON list of steps from "
+        + ", ".join(_LONG_BREAK_STEPS)
     )
 _long_break_intervals: dict[str, Any] = _json(
     "LONG_BREAK_REMINDER_INTERVALS", {step: f"P{step[:-1]}D" for step in _LONG_BREAK_STEPS}, dict
@@ -444,9 +449,7 @@ SESSION_TTL_SINCE_LAST_EXERCISE = env.int("SESSION_TTL_SINCE_LAST_EXERCISE", def
 # --- Local bootstrap --------------------------------------------------------------------------
 
 DJANGO_SUPERUSER_USERNAME = env.str("DJANGO_SUPERUSER_USERNAME", default="admin")
-DJANGO_SUPERUSER_PASSWORD = env.str(
-    "DJANGO_SUPERUSER_PASSWORD", default="admin" if DEBUG else ""
-)
+DJANGO_SUPERUSER_PASSWORD = env.str("DJANGO_SUPERUSER_PASSWORD", default="admin" if DEBUG else "")
 DJANGO_SUPERUSER_EMAIL = env.str("DJANGO_SUPERUSER_EMAIL", default="admin@localhost")
 
 # --- Logging ----------------------------------------------------------------------------------

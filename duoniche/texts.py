@@ -53,9 +53,7 @@ MESSAGES: dict[str, Promise] = {
     "task_fill_in_the_blank": pgettext_lazy(
         "task_fill_in_the_blank", "Fill in the blanks in the sentence."
     ),
-    "task_choose_sentence": pgettext_lazy(
-        "task_choose_sentence", "Choose the correct sentence."
-    ),
+    "task_choose_sentence": pgettext_lazy("task_choose_sentence", "Choose the correct sentence."),
     "task_choose_accent": pgettext_lazy(
         "task_choose_accent", "Choose the word with the correct stress."
     ),
@@ -69,7 +67,8 @@ MESSAGES: dict[str, Promise] = {
     ),
     "payment_description_donation": pgettext_lazy(
         "payment_description_donation",
-        "If DuoNiche helps you learn, please support it: your help lets us make the exercises better.",
+        "If DuoNiche helps you learn, please support it: "
+        "your help lets us make the exercises better.",
     ),
     "payment_tier_1": pgettext_lazy("payment_tier_1", "A drop of support"),
     "payment_tier_2": pgettext_lazy("payment_tier_2", "A cup of coffee"),
@@ -77,9 +76,7 @@ MESSAGES: dict[str, Promise] = {
     "payment_tier_4": pgettext_lazy("payment_tier_4", "I believe in the idea"),
     "payment_tier_5": pgettext_lazy("payment_tier_5", "Help the project grow"),
     "payment_tier_6": pgettext_lazy("payment_tier_6", "Legendary support"),
-    "payment_thanks_answer": pgettext_lazy(
-        "payment_thanks_answer", "Thank you for your support!"
-    ),
+    "payment_thanks_answer": pgettext_lazy("payment_thanks_answer", "Thank you for your support!"),
     "report_donation_button_text": pgettext_lazy(
         "report_donation_button_text", "Support the project"
     ),
@@ -146,9 +143,7 @@ MESSAGES: dict[str, Promise] = {
         "Would you like a detailed breakdown? Press the button and it will be ready "
         "in about 10–15 minutes.",
     ),
-    "weekly_report_detailed_button": pgettext_lazy(
-        "weekly_report_detailed_button", "✅ ⏳ 📊"
-    ),
+    "weekly_report_detailed_button": pgettext_lazy("weekly_report_detailed_button", "✅ ⏳ 📊"),
     "detailed_report_heading": pgettext_lazy(
         "detailed_report_heading", "Your detailed weekly report"
     ),

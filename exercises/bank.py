@@ -224,7 +224,8 @@ class _ItemChecker:
             )
         if self.errors or shaped is None or grammar_tags is None:
             return None
-        assert exercise_language and language_level and topic and status
+        if not (exercise_language and language_level and topic and status):
+            return None
         data, correct_answer = shaped
         return BankItem(
             index=self.index,
@@ -313,7 +314,8 @@ class _ItemChecker:
         correct = [normalize_text(w) for w in correct]
         if blanks in (1, 2) and len(correct) != blanks:
             self.error(
-                "correct_answer.words", f"must have one word per blank ({blanks}), not {len(correct)}"
+                "correct_answer.words",
+                f"must have one word per blank ({blanks}), not {len(correct)}",
             )
         for position, word in enumerate(correct):
             if word not in words:
@@ -332,7 +334,10 @@ class _ItemChecker:
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         low, high = OPTION_LIMITS[exercise_type]
         options = self.string_list(
-            data["options"], "data.options", min_items=low, max_items=high,
+            data["options"],
+            "data.options",
+            min_items=low,
+            max_items=high,
             max_length=MAX_OPTION_LENGTH,
         )
         correct = self.string(answer["answer"], "correct_answer.answer")
@@ -355,7 +360,9 @@ class _ItemChecker:
                 meaning = data["meaning"].strip() if meaning is not None else None
             shaped["meaning"] = meaning
         if exercise_type == ExerciseType.STORY_COMPREHENSION:
-            story = self.string(data["content_text"], "data.content_text", max_length=MAX_STORY_LENGTH)
+            story = self.string(
+                data["content_text"], "data.content_text", max_length=MAX_STORY_LENGTH
+            )
             if story is not None and not story:
                 self.error("data.content_text", "must not be empty")
             elif story is not None and len(story.encode("utf-8")) > MAX_STORY_BYTES:

@@ -86,7 +86,9 @@ class Exercise(models.Model):
                 fields=["exercise_language", "exercise_type", "status", "attempts_count"],
                 name="exercise_stock_idx",
             ),
-            models.Index(fields=["status", "status_changed_at"], name="exercise_status_changed_idx"),
+            models.Index(
+                fields=["status", "status_changed_at"], name="exercise_status_changed_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -128,7 +130,8 @@ class ExerciseAnswer(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.answer_text} on #{self.exercise_id}: {'correct' if self.is_correct else 'wrong'}"
+        verdict = "correct" if self.is_correct else "wrong"
+        return f"{self.answer_text} on #{self.exercise_id}: {verdict}"
 
 
 class ExerciseReview(models.Model):

@@ -42,14 +42,17 @@ def exercises_for_export(
         if not references:
             yield exercise, None
             continue
-        yield exercise, bank_item_from_exercise(
-            exercise_type=exercise.exercise_type,
-            exercise_language=exercise.exercise_language,
-            language_level=exercise.language_level,
-            topic=exercise.topic,
-            data=exercise.data,
-            correct_answer=references[0].answer,
-            grammar_tags=exercise.grammar_tags,
-            status=exercise.status,
-            persona=exercise.persona,
+        yield (
+            exercise,
+            bank_item_from_exercise(
+                exercise_type=exercise.exercise_type,
+                exercise_language=exercise.exercise_language,
+                language_level=exercise.language_level,
+                topic=exercise.topic,
+                data=exercise.data,
+                correct_answer=references[0].answer,
+                grammar_tags=exercise.grammar_tags,
+                status=exercise.status,
+                persona=exercise.persona,
+            ),
         )

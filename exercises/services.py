@@ -10,7 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from duoniche.enums import ExerciseSource, ExerciseStatus, ExerciseType
+from duoniche.enums import ExerciseSource, ExerciseType
 from exercises.bank import BankItem
 from exercises.content import answer_text, text_hash
 from exercises.models import Exercise, ExerciseAnswer

@@ -105,7 +105,9 @@ class ExerciseAttempt(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["user", "exercise", "created_at"], name="attempt_user_exercise_idx"),
+            models.Index(
+                fields=["user", "exercise", "created_at"], name="attempt_user_exercise_idx"
+            ),
             models.Index(
                 fields=["user", "exercise"],
                 condition=models.Q(is_correct=False),
@@ -122,9 +124,7 @@ class ExerciseAttempt(models.Model):
 class WeeklyReport(models.Model):
     """A learner's week in one bot: the short summary and, on request, the detailed report."""
 
-    user = models.ForeignKey(
-        TelegramUser, on_delete=models.CASCADE, related_name="weekly_reports"
-    )
+    user = models.ForeignKey(TelegramUser, on_delete=models.CASCADE, related_name="weekly_reports")
     bot_id = models.CharField(max_length=50)
     week_start_date = models.DateField()
     short_report = models.TextField()

@@ -10,7 +10,9 @@ from duoniche.enums import PaymentSource, PaymentStatus
 
 
 class Payment(models.Model):
-    user = models.ForeignKey("learning.TelegramUser", on_delete=models.PROTECT, related_name="payments")
+    user = models.ForeignKey(
+        "learning.TelegramUser", on_delete=models.PROTECT, related_name="payments"
+    )
     bot_id = models.CharField(max_length=50)
     telegram_payment_charge_id = models.CharField(max_length=255)
     currency = models.CharField(max_length=10)

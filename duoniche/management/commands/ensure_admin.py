@@ -27,9 +27,10 @@ class Command(BaseCommand):
         User.objects.create_superuser(
             username=username, email=settings.DJANGO_SUPERUSER_EMAIL, password=password
         )
+        shown_password = password if settings.DEBUG else "<DJANGO_SUPERUSER_PASSWORD>"
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created superuser {username!r}. Log in at {settings.PUBLIC_BASE_URL}/admin/ "
-                f"with {username} / {password if settings.DEBUG else '<DJANGO_SUPERUSER_PASSWORD>'}."
+                f"with {username} / {shown_password}."
             )
         )
