@@ -166,9 +166,9 @@ class _ItemChecker:
                 ok = False
         return value if ok else None
 
-    def script(self, texts: list[str], path: str, language: str, script: str) -> None:
-        for position, text in enumerate(texts):
-            if not uses_only_script(text, script):
+    def script(self, values: list[Any], path: str, language: str, script: str) -> None:
+        for position, value in enumerate(values):
+            if isinstance(value, str) and not uses_only_script(value, script):
                 self.error(
                     f"{path}[{position}]",
                     f"{language} text must use {script.capitalize()} letters",
@@ -213,15 +213,11 @@ class _ItemChecker:
         if exercise_type is None:
             return None
         shaped = self.content(exercise_type, raw["data"], raw["correct_answer"], status)
-        if shaped is not None and language is not None:
-            data = shaped[0]
-            texts = data.get("words") or data.get("options") or []
-            self.script(
-                texts,
-                "data.words" if "words" in data else "data.options",
-                language.bot_id,
-                language.generation_script,
-            )
+        if language is not None and isinstance(raw["data"], dict):
+            for key in ("words", "options"):
+                values = raw["data"].get(key)
+                if isinstance(values, list):
+                    self.script(values, f"data.{key}", language.bot_id, language.generation_script)
         if self.errors or shaped is None or grammar_tags is None:
             return None
         if not (exercise_language and language_level and topic and status):

@@ -29,7 +29,9 @@ class ExerciseFactory(factory.django.DjangoModelFactory):
         if o.exercise_type == ExerciseType.FILL_IN_THE_BLANK
         else {"answer": o.data["options"][0]}
     )
-    grammar_tags = factory.LazyFunction(lambda: {"grammar": ["numerals: cardinal"], "vocabulary": []})
+    grammar_tags = factory.LazyFunction(
+        lambda: {"grammar": ["numerals: cardinal"], "vocabulary": []}
+    )
     status = ExerciseStatus.PUBLISHED
     persona = None
     source = ExerciseSource.IMPORTED

@@ -1,0 +1,141 @@
+"""Settings: production fails fast on missing requirements; a production-like env passes
+`check --deploy`; migrations and the OpenAPI schema are in order."""
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from duoniche.durations import parse_duration_setting
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_ENV = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "x7Hq2LzP9vRt4WmN8sKd3JfB6gYc1Ue5AoZiQwEr0TyUpMnBvL4kD2sF",
+    "DJANGO_ALLOWED_HOSTS": "api.duoniche.example",
+    "API_TOKENS": "bot-token-1,bot-token-2",
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "PAYMENTS_PAYLOAD_SECRET": "payload-secret",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+}
+
+
+def manage(*args, **env):
+    """Run manage.py in a fresh process with exactly the given environment."""
+    base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "duoniche.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_nothing_configured_still_works():
+    result = manage("check", "--fail-level", "WARNING", DJANGO_DEBUG="true")
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [
+        ("DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY"),
+        ("DJANGO_ALLOWED_HOSTS", "DJANGO_ALLOWED_HOSTS"),
+        ("API_TOKENS", "API_TOKENS"),
+    ],
+)
+def test_production_without_a_required_setting_fails_fast(missing, named):
+    env = {**PRODUCTION_ENV, missing: ""}
+
+    result = manage("check", **env)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert named in result.stderr
+    assert "x7Hq2LzP9vRt" not in result.stderr  # never the values
+
+
+def test_a_short_secret_key_is_refused_in_production():
+    result = manage("check", **{**PRODUCTION_ENV, "DJANGO_SECRET_KEY": "too-short"})
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY (at least 32 characters)" in result.stderr
+
+
+def test_malformed_json_variable_is_named_but_not_echoed():
+    result = manage("check", DJANGO_DEBUG="true", TELEGRAM_BOT_TOKENS_JSON="{secret-token")
+
+    assert result.returncode != 0
+    assert "TELEGRAM_BOT_TOKENS_JSON is not valid JSON" in result.stderr
+    assert "secret-token" not in result.stderr
+
+
+def test_production_like_env_passes_the_deploy_check():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_deprecated_aliases_are_read_and_warned_about():
+    result = manage(
+        "check",
+        "--fail-level",
+        "WARNING",
+        DEBUG="true",
+        TELEGRAM_UPLOAD_BOT_CHAT_ID="-100123",
+    )
+
+    assert result.returncode != 0
+    assert "TELEGRAM_UPLOAD_BOT_CHAT_ID is a deprecated name; set TELEGRAM_UPLOAD_CHAT_ID" in (
+        result.stderr + result.stdout
+    )
+    assert "DEBUG is a deprecated name; set DJANGO_DEBUG" in result.stderr + result.stdout
+
+
+def test_risky_options_are_warned_about():
+    result = manage(
+        "check",
+        **{
+            **PRODUCTION_ENV,
+            "API_TOKENS": "",
+            "API_ALLOW_ANONYMOUS": "true",
+            "PAYMENTS_ACCEPT_ANY_AMOUNT": "true",
+        },
+    )
+
+    output = result.stdout + result.stderr
+    assert "duoniche.W002" in output
+    assert "duoniche.W003" in output
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("PT3H", 10800), ("10800", 10800), ("P1D", 86400), ("90.5", 90.5)]
+)
+def test_durations_accept_iso_8601_or_seconds(value, seconds):
+    assert parse_duration_setting(value).total_seconds() == seconds
+
+
+def test_durations_reject_garbage():
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration_setting("three hours")
+
+
+@pytest.mark.django_db
+def test_models_and_migrations_agree():
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
+
+
+def test_openapi_schema_validates(tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yml"))
+    assert "openapi: 3" in (tmp_path / "s.yml").read_text()
