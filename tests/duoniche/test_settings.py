@@ -118,6 +118,34 @@ def test_risky_options_are_warned_about():
 
 
 @pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "eager=True cache=LocMemCache db=sqlite3"),
+        (
+            {"REDIS_URL": "redis://127.0.0.1:6379/15"},
+            "eager=False cache=NativeRedisCache db=sqlite3",
+        ),
+        (
+            {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"},
+            "eager=True cache=LocMemCache db=postgresql",
+        ),
+    ],
+)
+def test_integrations_switch_on_by_presence(env, expected):
+    script = (
+        "from django.conf import settings as s; import django.db; "
+        'print(f"eager={s.CELERY_TASK_ALWAYS_EAGER} '
+        "cache={s.CACHES['default']['BACKEND'].rsplit('.', 1)[1]} "
+        "db={s.DATABASES['default']['ENGINE'].rsplit('.', 1)[1]}\")"
+    )
+
+    result = manage("shell", "-v", "0", "-c", script, DJANGO_DEBUG="true", **env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+@pytest.mark.parametrize(
     ("value", "seconds"), [("PT3H", 10800), ("10800", 10800), ("P1D", 86400), ("90.5", 90.5)]
 )
 def test_durations_accept_iso_8601_or_seconds(value, seconds):
