@@ -1,0 +1,48 @@
+# DuoNiche backend image: one image for the web (gunicorn), the Celery worker and Celery beat.
+# The command picks the role; see docker/entrypoint.sh and docker-compose.yml.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Non-root runtime user owning /app (uid/gid 1000).
+RUN groupadd --gid 1000 duoniche \
+    && useradd --uid 1000 --gid duoniche --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin duoniche
+
+WORKDIR /app
+RUN chown duoniche:duoniche /app
+
+# Dependencies first, so code changes do not reinstall them. psycopg[binary] needs no system libs.
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY --chown=duoniche:duoniche . .
+RUN chmod 0755 /app/docker/entrypoint.sh
+
+USER duoniche
+
+# Static files are collected at build time (served by whitenoise). The production settings demand a
+# secret key and API tokens, so this one command gets throwaway build-only values; they are NOT
+# part of the image's runtime environment. media/ is created so a named volume mounted there
+# inherits the duoniche owner.
+RUN DJANGO_DEBUG=false \
+    DJANGO_SECRET_KEY=build-only-collectstatic-key-not-used-at-runtime \
+    DJANGO_ALLOWED_HOSTS=localhost \
+    API_ALLOW_ANONYMOUS=true \
+    DATABASE_URL=sqlite:////tmp/build-only.sqlite3 \
+    REDIS_URL= \
+    SENTRY_DSN= \
+    python manage.py collectstatic --noinput \
+    && mkdir -p /app/media
+
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+
+ENTRYPOINT ["/app/docker/entrypoint.sh"]
+# The entrypoint migrates first (web only) and adds `--workers ${GUNICORN_WORKERS:-3}` when the
+# command does not choose a worker count itself.
+CMD ["gunicorn", "duoniche.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
