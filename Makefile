@@ -30,7 +30,7 @@ define prepare
 	@if command -v msgfmt >/dev/null; then $(BIN)/python manage.py compilemessages --ignore=.venv -v0; \
 	 else echo "gettext not installed: using the committed compiled catalogs"; fi
 	$(BIN)/python manage.py import_exercises $(STARTER_BANK)
-	@$(BIN)/python manage.py shell -c "from exercises.models import Exercise; print(f'Exercise bank: {Exercise.objects.count()} exercises')"
+	@$(BIN)/python manage.py shell -v 0 -c "from exercises.models import Exercise; print(f'Exercise bank: {Exercise.objects.count()} exercises')"
 	$(BIN)/python manage.py ensure_admin
 endef
 
