@@ -6,7 +6,7 @@ import hmac
 import logging
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -15,24 +15,38 @@ from django_prometheus.exports import ExportToDjangoView
 logger = logging.getLogger(__name__)
 
 
+def _features() -> dict[str, str]:
+    llm = bool(settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL)
+    tts = bool(settings.GENERATE_AUDIO and settings.GOOGLE_APPLICATION_CREDENTIALS)
+    return {
+        "llm": "enabled" if llm else "disabled",
+        "tts": "enabled" if tts else "disabled",
+        "broker": "eager" if settings.CELERY_TASK_ALWAYS_EAGER else "redis",
+    }
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 after a database round trip; 503 with the reason when the database does not answer."""
     try:
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SET LOCAL statement_timeout = 2000")
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
         logger.warning("healthz: database check failed: %s", exc.__class__.__name__)
         return JsonResponse(
             {
-                "detail": f"The database is not reachable ({exc.__class__.__name__}).",
+                "status": "error",
+                "checks": {"database": "error"},
                 "code": "service_unavailable",
+                "detail": f"The database is not reachable ({exc.__class__.__name__}).",
             },
             status=503,
         )
-    return JsonResponse({"status": "ok", "database": "ok"})
+    return JsonResponse({"status": "ok", "checks": {"database": "ok"}, "features": _features()})
 
 
 @never_cache

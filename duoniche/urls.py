@@ -5,15 +5,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from duoniche import service_views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
-    path("healthz", service_views.healthz, name="healthz"),
-    path("metrics", service_views.metrics, name="metrics"),
+    re_path(r"^healthz/?$", service_views.healthz, name="healthz"),
+    re_path(r"^metrics/?$", service_views.metrics, name="metrics"),
 ]
 
 if settings.API_DOCS_ENABLED:

@@ -12,12 +12,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.django_db
-def test_healthz_is_200_after_a_database_round_trip(client, django_assert_num_queries):
-    with django_assert_num_queries(1):
+def test_healthz_is_200_after_a_database_round_trip(client, django_assert_max_num_queries):
+    with django_assert_max_num_queries(4):  # savepoint, statement timeout, SELECT 1, release
         response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok"},
+        "features": {"llm": "disabled", "tts": "disabled", "broker": "eager"},
+    }
+    assert client.get("/healthz/").status_code == 200
 
 
 def test_healthz_is_503_with_a_reason_when_the_database_is_down():
@@ -47,6 +52,8 @@ def test_healthz_is_503_with_a_reason_when_the_database_is_down():
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["status"] == 503
     assert outcome["body"]["code"] == "service_unavailable"
+    assert outcome["body"]["status"] == "error"
+    assert outcome["body"]["checks"] == {"database": "error"}
     assert "OperationalError" in outcome["body"]["detail"]
 
 
