@@ -7,3 +7,4 @@ class DuonicheConfig(AppConfig):
 
     def ready(self) -> None:
         from duoniche import checks  # noqa: F401  (registers the system checks)
+        from duoniche.api import schema  # noqa: F401  (registers the OpenAPI auth extension)

@@ -18,3 +18,30 @@ def parse_duration_setting(value: str) -> timedelta:
     if parsed is None:
         raise ValueError(f"not a duration: {value!r}")
     return parsed
+
+
+def format_iso_duration(value: timedelta) -> str:
+    """A non-negative duration on the wire: `PT3H`, `P1DT1H`, `PT2H59M59.000005S`, `PT0S`."""
+    total_us = max(int(value / timedelta(microseconds=1)), 0)
+    days, rest_us = divmod(total_us, 86_400_000_000)
+    hours, rest_us = divmod(rest_us, 3_600_000_000)
+    minutes, rest_us = divmod(rest_us, 60_000_000)
+    seconds, micros = divmod(rest_us, 1_000_000)
+    time_part = ""
+    if hours:
+        time_part += f"{hours}H"
+    if minutes:
+        time_part += f"{minutes}M"
+    if seconds or micros:
+        fraction = f".{micros:06d}".rstrip("0") if micros else ""
+        time_part += f"{seconds}{fraction}S"
+    result = "P" + (f"{days}D" if days else "") + (f"T{time_part}" if time_part else "")
+    return result if result != "P" else "PT0S"
+
+
+def format_pause_time(value: timedelta) -> str:
+    """`H:MM:SS` for texts: total hours (may exceed 24), seconds truncated, no sign."""
+    total = max(int(value.total_seconds()), 0)
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cyrtranslit
 import yaml
 from django.conf import settings
 
@@ -163,3 +164,22 @@ def get_language(bot_id: str) -> Language | None:
 
 def is_bot_id(value: str) -> bool:
     return value in languages()
+
+
+def latin_to_cyrillic(text: str) -> str:
+    """Serbian Latin → Cyrillic (display for Cyrillic-alphabet profiles)."""
+    return str(cyrtranslit.to_cyrillic(text, "sr"))
+
+
+def cyrillic_to_latin(text: str) -> str:
+    """Serbian Cyrillic → Latin (how answers are matched and stored)."""
+    return str(cyrtranslit.to_latin(text, "sr"))
+
+
+def shows_cyrillic(language: Language, alphabet: str | None) -> bool:
+    """Whether a profile with this alphabet setting sees this Latin-script language in Cyrillic."""
+    return (
+        language.generation_script == "latin"
+        and alphabet == "cyrillic"
+        and "cyrillic" in language.display_alphabets
+    )

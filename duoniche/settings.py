@@ -210,15 +210,19 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "duoniche.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
-    "TITLE": "DuoNiche bot API",
+    "TITLE": "DuoNiche API",
     "DESCRIPTION": "HTTP API v1 used by the DuoNiche language bots and the Notifier.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "OAS_VERSION": "3.1.0",  # Pydantic emits JSON Schema 2020-12 (`type: null`)
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["duoniche.api.routing.keep_canonical_paths"],
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 SESSION_COOKIE_HTTPONLY = True

@@ -5,12 +5,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from duoniche import service_views
+from duoniche.api.errors import not_found
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("", include("learning.urls")),
+    path("", include("payments.urls")),
+    path("", include("notifications.urls")),
     path("admin/", admin.site.urls),
     re_path(r"^healthz/?$", service_views.healthz, name="healthz"),
     re_path(r"^metrics/?$", service_views.metrics, name="metrics"),
@@ -21,6 +25,9 @@ if settings.API_DOCS_ENABLED:
         path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
         path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     ]
+
+# Anything else under the API answers the JSON 404, whatever the method.
+urlpatterns.append(re_path(r"^api/v1/", not_found))
 
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

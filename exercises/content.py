@@ -105,3 +105,35 @@ def stress_problem(option: str) -> str | None:
 
 def without_stress(option: str) -> str:
     return unicodedata.normalize("NFD", option).replace(STRESS_MARK, "")
+
+
+#: The `data` keys sent to the bots per type (e.g. the accent `meaning` stays server-side).
+PUBLIC_DATA_KEYS: dict[str, tuple[str, ...]] = {
+    ExerciseType.FILL_IN_THE_BLANK: ("text_with_blanks", "words"),
+    ExerciseType.CHOOSE_SENTENCE: ("options",),
+    ExerciseType.CHOOSE_ACCENT: ("options",),
+    ExerciseType.STORY_COMPREHENSION: (
+        "content_text",
+        "audio_url",
+        "audio_telegram_file_id",
+        "options",
+    ),
+}
+#: Of those, the learner-visible texts (transliterated for Serbian Cyrillic readers).
+TEXT_DATA_KEYS = ("text_with_blanks", "words", "options", "content_text")
+
+
+def public_data(exercise_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {key: data.get(key) for key in PUBLIC_DATA_KEYS[exercise_type]}
+
+
+def map_texts(data: dict[str, Any], convert: Any) -> dict[str, Any]:
+    """`data` with `convert` applied to every learner-visible text (strings and string lists)."""
+    result = dict(data)
+    for key in TEXT_DATA_KEYS:
+        value = result.get(key)
+        if isinstance(value, str):
+            result[key] = convert(value)
+        elif isinstance(value, list):
+            result[key] = [convert(item) for item in value]
+    return result

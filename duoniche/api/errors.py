@@ -1,0 +1,80 @@
+"""One error hierarchy and one handler: every API error is `{"detail", "code"}` on the wire.
+
+Request-shape errors are 422 with `detail` a list of `{loc, msg, type}` (the previous service's
+FastAPI shape). Unknown exceptions are logged (and reach Sentry) and answer a JSON 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+from duoniche import metrics
+
+logger = logging.getLogger("duoniche.api")
+
+
+class ApplicationError(Exception):
+    """A domain error the client can act on; `code` is the stable machine-readable part."""
+
+    def __init__(self, message: str, *, code: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+
+
+class RequestValidationError(Exception):
+    """The request's path, query or body does not fit its schema (422, list detail)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} validation error(s)")
+        self.errors = errors
+
+
+def error_body(detail: Any, code: str) -> dict[str, Any]:
+    return {"detail": detail, "code": code}
+
+
+def _respond(detail: Any, code: str, status: int, **headers: str) -> Response:
+    metrics.api_errors.labels(code=code).inc()
+    return Response(error_body(detail, code), status=status, headers=headers or None)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if isinstance(exc, ApplicationError):
+        return _respond(exc.message, exc.code, exc.status)
+    if isinstance(exc, RequestValidationError):
+        return _respond(exc.errors, "validation_error", 422)
+    if isinstance(exc, drf_exceptions.NotAuthenticated):
+        return _respond(
+            "A service token is required (Authorization: Bearer or X-API-Key).",
+            "not_authenticated",
+            401,
+            **{"WWW-Authenticate": "Bearer"},
+        )
+    if isinstance(exc, drf_exceptions.AuthenticationFailed):
+        return _respond(
+            "The service token is not recognised.",
+            "authentication_failed",
+            401,
+            **{"WWW-Authenticate": "Bearer"},
+        )
+    if isinstance(exc, drf_exceptions.MethodNotAllowed):
+        request = context.get("request")
+        method = request.method if request is not None else "this method"
+        return _respond(f"Method {method} is not allowed here.", "method_not_allowed", 405)
+    if isinstance(exc, Http404 | drf_exceptions.NotFound):
+        return _respond("Not found.", "not_found", 404)
+    logger.exception("unhandled API error", exc_info=exc)
+    return _respond("Internal server error.", "internal_error", 500)
+
+
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any unknown path under /api/v1/, whatever the method."""
+    metrics.api_errors.labels(code="not_found").inc()
+    return JsonResponse(error_body("Not found.", "not_found"), status=404)

@@ -1,0 +1,38 @@
+"""The base of every bot API view: service-token auth, the error format and request parsing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from duoniche.api.auth import HasServiceToken, ServiceTokenAuthentication
+from duoniche.api.validation import validate_request
+
+
+def drop_none(value: Any) -> Any:
+    """Remove null-valued keys recursively (the exclude-none responses)."""
+    if isinstance(value, dict):
+        return {key: drop_none(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [drop_none(item) for item in value]
+    return value
+
+
+class BotAPIView(APIView):
+    authentication_classes = [ServiceTokenAuthentication]
+    permission_classes = [HasServiceToken]
+    #: Pydantic models for the parts of the request this view takes.
+    path_schema: type[BaseModel] | None = None
+    query_schema: type[BaseModel] | None = None
+    body_schema: type[BaseModel] | None = None
+
+    def validated(self, request: Request, **path_kwargs: Any) -> tuple[Any, Any, Any]:
+        """(path, query, body) models; one 422 with every error when any part is invalid."""
+        return validate_request(
+            path=(self.path_schema, path_kwargs) if self.path_schema else None,
+            query=(self.query_schema, request.query_params.dict()) if self.query_schema else None,
+            body=(self.body_schema, request.body) if self.body_schema else None,
+        )

@@ -1,0 +1,70 @@
+"""The `backend_*` Prometheus metrics (shared jobs.md §10); names and labels kept from before.
+
+E = exercise_type, level; U = cohort, plan, target_language, user_language, language_level.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+E = ("exercise_type", "level")
+U = ("cohort", "plan", "target_language", "user_language", "language_level")
+G = ("exercise_type", "level", "user_language", "target_language", "llm_model")
+
+exercise_sent = Counter("backend_exercise_sent", "Exercises served", E)
+exercise_sent_repetition = Counter(
+    "backend_exercise_sent_repetition", "Exercises served from repetition", E
+)
+exercise_attempt = Counter("backend_exercise_attempt", "Attempts recorded", E)
+exercise_time_for_attempt = Histogram(
+    "backend_exercise_time_for_attempt_seconds", "Time from serving to answering", E
+)
+exercise_validation_time = Histogram(
+    "backend_exercise_validation_time_seconds", "Validation pipeline duration", E
+)
+exercise_error = Counter("backend_exercise_error", "Incorrect attempts", E)
+untouched_exercises = Gauge(
+    "backend_untouched_exercises_total",
+    "Untouched published exercises",
+    ("exercise_language", "exercise_type"),
+    multiprocess_mode="mostrecent",
+)
+new_users = Counter("backend_new_users", "Users created", U)
+active_users = Gauge(
+    "backend_active_users_total", "Users in a session", U, multiprocess_mode="mostrecent"
+)
+user_session_length = Histogram("backend_user_session_length_seconds", "Session length", U)
+exercises_per_session = Histogram("backend_exercises_per_session", "Exercises per session", U)
+full_sessions = Counter("backend_full_sessions", "Sessions completed", U)
+frozen_attempts = Counter("backend_frozen_attempts", "Requests while frozen", U)
+set_session_reminder = Counter(
+    "backend_set_session_reminder", "Reminder preference set", (*U, "wants_session_reminders")
+)
+session_unlocked_by_payment = Counter(
+    "backend_session_unlocked_by_payment", "Sessions unlocked by payment", U
+)
+payment_amount = Counter("backend_payment_amount", "Stars received", (*U, "currency"))
+payment_rejected = Counter("backend_payment_rejected", "Payments rejected", ("reason",))
+payment_refunded = Counter("backend_payment_refunded", "Payments refunded", ("source",))
+llm_input_tokens = Counter("backend_llm_input_tokens", "LLM input tokens", ("purpose", "llm_model"))
+llm_output_tokens = Counter(
+    "backend_llm_output_tokens", "LLM output tokens", ("purpose", "llm_model")
+)
+llm_calls = Counter("backend_llm_calls", "LLM calls", ("purpose", "llm_model", "outcome"))
+llm_cost_usd = Counter("backend_llm_cost_usd", "LLM spend in USD", ("purpose", "llm_model"))
+legacy_endpoint_calls = Counter(
+    "backend_legacy_endpoint_calls", "Calls to deprecated endpoints", ("endpoint",)
+)
+api_errors = Counter("backend_api_errors", "API error responses", ("code",))
+
+
+def user_labels(
+    *, cohort: str | None, plan: str | None, target_language: str, user_language: str, level: str
+) -> dict[str, str]:
+    return {
+        "cohort": cohort or "",
+        "plan": plan or "",
+        "target_language": target_language,
+        "user_language": user_language,
+        "language_level": level,
+    }

@@ -1,0 +1,244 @@
+"""Learner endpoints of the bot API v1: users, profiles, preferences and the next action."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from duoniche import metrics
+from duoniche.api.views import BotAPIView, drop_none
+from duoniche.durations import format_iso_duration
+from duoniche.languages import get_language
+from learning import schemas
+from learning.effective_settings import effective_status, valid_overrides
+from learning.models import BotProfile, TelegramUser
+from learning.selectors import profile_for_telegram_id
+from learning.services import (
+    UNSET,
+    invalid_bot,
+    profile_block,
+    profile_next_action,
+    profile_set_session_reminders,
+    profile_update_preferences,
+    user_ensure,
+    user_update,
+)
+
+logger = logging.getLogger(__name__)
+
+USER_ID = OpenApiParameter("user_id", int, OpenApiParameter.PATH)
+BOT_ID = OpenApiParameter("bot_id", str, OpenApiParameter.PATH, description="Bulgarian, Serbian")
+
+
+def user_response(user: TelegramUser, profile: BotProfile) -> dict[str, Any]:
+    status = effective_status(user, timezone.now())
+    return {
+        "user_id": user.pk,
+        "telegram_id": user.telegram_id,
+        "username": user.username,
+        "name": user.name,
+        "user_language": profile.user_language,
+        "telegram_data": user.telegram_data,
+        "language_level": profile.language_level,
+        "cohort": user.cohort,
+        "plan": user.plan,
+        "status": status,
+        "status_expires_at": user.status_expires_at if status == user.status else None,
+    }
+
+
+def require_bot(bot_id: str) -> None:
+    """A configured bot id in the path, else 422 `invalid_bot_id`."""
+    if get_language(bot_id) is None:
+        raise invalid_bot(bot_id, code="invalid_bot_id", status=422)
+
+
+class UserEnsureApi(BotAPIView):
+    body_schema = schemas.UserEnsureRequest
+
+    @extend_schema(
+        operation_id="users_ensure",
+        request=schemas.UserEnsureRequest,
+        responses={200: schemas.UserResponse},
+    )
+    def put(self, request: Request) -> Response:
+        _, _, body = self.validated(request)
+        user, profile = user_ensure(
+            telegram_id=body.telegram_id,
+            username=body.username,
+            name=body.name,
+            telegram_data=body.telegram_data,
+            user_language=body.user_language,
+            bot_id=body.target_language,
+        )
+        return Response(user_response(user, profile))
+
+
+class UserByTelegramIdApi(BotAPIView):
+    path_schema = schemas.TelegramIdPath
+    query_schema = schemas.BotIdQuery
+
+    @extend_schema(
+        operation_id="users_by_telegram_id",
+        parameters=[OpenApiParameter("bot_id", str, OpenApiParameter.QUERY, required=False)],
+        responses={200: schemas.UserResponse},
+    )
+    def get(self, request: Request, telegram_id: str) -> Response:
+        path, query, _ = self.validated(request, telegram_id=telegram_id)
+        if query.bot_id is not None and get_language(query.bot_id) is None:
+            raise invalid_bot(query.bot_id, code="invalid_bot_id", status=400)
+        profile = profile_for_telegram_id(telegram_id=path.telegram_id, bot_id=query.bot_id)
+        return Response(user_response(profile.user, profile))
+
+
+class UserUpdateApi(BotAPIView):
+    path_schema = schemas.UserIdPath
+    body_schema = schemas.UserUpdateRequest
+
+    @extend_schema(
+        operation_id="users_update",
+        parameters=[USER_ID],
+        request=schemas.UserUpdateRequest,
+        responses={200: schemas.UserResponse},
+    )
+    def put(self, request: Request, user_id: str) -> Response:
+        path, _, body = self.validated(request, user_id=user_id)
+        user, profile = user_update(
+            user_id=path.user_id,
+            username=body.username,
+            name=body.name,
+            telegram_data=(
+                body.telegram_data if "telegram_data" in body.model_fields_set else UNSET
+            ),
+            user_language=body.user_language,
+            bot_id=body.target_language,
+        )
+        return Response(user_response(user, profile))
+
+
+class ProfileBlockApi(BotAPIView):
+    path_schema = schemas.UserBotPath
+    body_schema = schemas.BlockRequest
+
+    @extend_schema(
+        operation_id="profiles_block",
+        parameters=[USER_ID, BOT_ID],
+        request=schemas.BlockRequest,
+        responses={200: schemas.StatusOk},
+    )
+    def post(self, request: Request, user_id: str, bot_id: str) -> Response:
+        path, _, body = self.validated(request, user_id=user_id, bot_id=bot_id)
+        require_bot(path.bot_id)
+        profile_block(
+            user_id=path.user_id,
+            bot_id=path.bot_id,
+            telegram_id=body.telegram_id,
+            reason=body.reason,
+        )
+        return Response({"status": "ok"})
+
+
+class SessionRemindersApi(BotAPIView):
+    path_schema = schemas.UserBotPath
+    body_schema = schemas.SessionRemindersRequest
+
+    @extend_schema(
+        operation_id="profiles_session_reminders",
+        parameters=[USER_ID, BOT_ID],
+        request=schemas.SessionRemindersRequest,
+        responses={200: schemas.SessionRemindersResponse},
+    )
+    def put(self, request: Request, user_id: str, bot_id: str) -> Response:
+        path, _, body = self.validated(request, user_id=user_id, bot_id=bot_id)
+        require_bot(path.bot_id)
+        profile = profile_set_session_reminders(
+            user_id=path.user_id, bot_id=path.bot_id, wants_reminders=body.wants_reminders
+        )
+        return Response(
+            {
+                "user_id": path.user_id,
+                "bot_id": path.bot_id,
+                "wants_session_reminders": profile.wants_session_reminders is True,
+                "status": "ok",
+            }
+        )
+
+
+class PreferencesApi(BotAPIView):
+    path_schema = schemas.UserBotPath
+    body_schema = schemas.PreferencesRequest
+
+    @extend_schema(
+        operation_id="profiles_preferences",
+        parameters=[USER_ID, BOT_ID],
+        request=schemas.PreferencesRequest,
+        responses={200: schemas.PreferencesResponse},
+    )
+    def put(self, request: Request, user_id: str, bot_id: str) -> Response:
+        path, _, body = self.validated(request, user_id=user_id, bot_id=bot_id)
+        require_bot(path.bot_id)
+        changes = {key: getattr(body, key) for key in body.model_fields_set}
+        profile = profile_update_preferences(
+            user_id=path.user_id, bot_id=path.bot_id, changes=changes
+        )
+        stored = valid_overrides(
+            profile.settings, user_id=path.user_id, bot_id=path.bot_id, source="profile settings"
+        )
+        return Response(
+            {
+                "user_id": path.user_id,
+                "bot_id": path.bot_id,
+                "settings": {k: (profile.settings or {})[k] for k in stored},
+            }
+        )
+
+
+def next_action_response(*, user_id: int, bot_id: str) -> Response:
+    result = profile_next_action(user_id=user_id, bot_id=bot_id, now=timezone.now())
+    return Response(
+        drop_none(
+            {
+                "exercise": result.exercise,
+                "action": result.action,
+                "message": result.message,
+                "pause": format_iso_duration(result.pause) if result.pause is not None else None,
+                "keyboard": result.keyboard,
+            }
+        )
+    )
+
+
+class NextActionApi(BotAPIView):
+    path_schema = schemas.UserBotPath
+
+    @extend_schema(
+        operation_id="profiles_next_action",
+        parameters=[USER_ID, BOT_ID],
+        responses={200: schemas.NextActionSchema},
+    )
+    def get(self, request: Request, user_id: str, bot_id: str) -> Response:
+        path, _, _ = self.validated(request, user_id=user_id, bot_id=bot_id)
+        require_bot(path.bot_id)
+        return next_action_response(user_id=path.user_id, bot_id=path.bot_id)
+
+
+class LegacyNextActionApi(BotAPIView):
+    path_schema = schemas.UserIdPath
+
+    @extend_schema(
+        operation_id="users_next_action_legacy",
+        parameters=[USER_ID],
+        responses={200: schemas.NextActionSchema},
+        deprecated=True,
+    )
+    def get(self, request: Request, user_id: str) -> Response:
+        path, _, _ = self.validated(request, user_id=user_id)
+        logger.warning("deprecated endpoint next_action called; use bots/{bot_id}/next-action/")
+        metrics.legacy_endpoint_calls.labels(endpoint="next_action").inc()
+        return next_action_response(user_id=path.user_id, bot_id=settings.DEFAULT_TARGET_LANGUAGE)
