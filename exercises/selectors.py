@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, Prefetch
+from django.db import connection
+from django.db.models import Prefetch
 
 from duoniche.enums import ExerciseStatus
 from exercises.bank import bank_item_from_exercise
@@ -60,6 +63,21 @@ def exercises_for_export(
         )
 
 
+@dataclass(frozen=True)
+class SqlCondition:
+    """A parameterised SQL condition on the exercise row, which the query aliases `e`.
+
+    It is how `learning` hands in "the learner has already seen it" without this app importing
+    `learning`.
+    """
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+_PICK_COLUMNS = ("id", "exercise_type", "exercise_language", "language_level", "topic", "data")
+
+
 def exercise_pick_random(
     *,
     bot_id: str,
@@ -67,26 +85,45 @@ def exercise_pick_random(
     level: str | None = None,
     topic: str | None = None,
     exclude_topics: frozenset[str] = frozenset(),
-    seen: Exists | None = None,
+    exclude: SqlCondition | None = None,
 ) -> Exercise | None:
     """A uniformly random published exercise matching the filters, without a table scan.
 
-    Draw r in [0, 1) and walk the `exercise_pick_*_idx` index from r (wrapping to the start):
-    one round trip, cost bounded by the rows the caller's `seen` filter skips (Fix 9). `seen` is
-    an `Exists` over the learner's attempts that `learning` passes in.
+    Draw r in [0, 1) and walk the `exercise_pick_*_idx` index from r, wrapping to the start:
+    one round trip whose cost is bounded by the rows `exclude` skips, not by the bank (Fix 9).
+    The statement is written out (parameterised) because this is the hottest query of the
+    service and the ORM's compilation of a two-branch UNION cost more than its execution.
     """
-    queryset = Exercise.objects.filter(exercise_language=bot_id, status=ExerciseStatus.PUBLISHED)
-    if exercise_type is not None:
-        queryset = queryset.filter(exercise_type=exercise_type)
-    if level is not None:
-        queryset = queryset.filter(language_level=level)
-    if topic is not None:
-        queryset = queryset.filter(topic=topic)
+    conditions = ["e.exercise_language = %s", "e.status = %s"]
+    params: list[Any] = [bot_id, ExerciseStatus.PUBLISHED.value]
+    for column, value in (
+        ("exercise_type", exercise_type),
+        ("language_level", level),
+        ("topic", topic),
+    ):
+        if value is not None:
+            conditions.append(f"e.{column} = %s")
+            params.append(value)
     if exclude_topics:
-        queryset = queryset.exclude(topic__in=exclude_topics)
-    if seen is not None:
-        queryset = queryset.filter(~seen)
+        conditions.append("NOT (e.topic = ANY(%s))")
+        params.append(sorted(exclude_topics))
+    if exclude is not None:
+        conditions.append(f"NOT ({exclude.sql})")
+        params.extend(exclude.params)
+    where = " AND ".join(conditions)
+    columns = ", ".join(f"e.{column}" for column in _PICK_COLUMNS)
+    table = Exercise._meta.db_table
+    branch = f"SELECT {columns} FROM {table} e WHERE {where} AND e.random_key {{}} %s " + (
+        "ORDER BY e.random_key LIMIT 1"
+    )
+    sql = f"({branch.format('>=')}) UNION ALL ({branch.format('<')}) LIMIT 1"
     r = random.random()
-    after = queryset.filter(random_key__gte=r).order_by("random_key")[:1]
-    before = queryset.filter(random_key__lt=r).order_by("random_key")[:1]
-    return next(iter(after.union(before, all=True)[:1]), None)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, r, *params, r])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    if isinstance(values[-1], str):
+        values[-1] = json.loads(values[-1])
+    return Exercise.from_db(connection.alias, list(_PICK_COLUMNS), values)

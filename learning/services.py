@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Max
 
 from duoniche import metrics
 from duoniche.api.errors import ApplicationError
@@ -39,7 +39,7 @@ from duoniche.languages import (
 from duoniche.texts import render, render_variant
 from exercises.content import map_texts, public_data
 from exercises.models import Exercise
-from exercises.selectors import exercise_pick_random
+from exercises.selectors import SqlCondition, exercise_pick_random
 from learning.effective_settings import EffectiveSettings, effective_settings, effective_status
 from learning.models import BotProfile, ExerciseAttempt, TelegramUser
 
@@ -453,8 +453,10 @@ def exercise_select(
     topics = [t for t in ExerciseTopic.values if t not in learning.exclude_topics] or ["general"]
     level = _pick_level(profile.language_level)
     exercise_type = _pick_type(learning, language)
-    seen = Exists(
-        ExerciseAttempt.objects.filter(user_id=profile.user_id, exercise_id=OuterRef("pk"))
+    seen = SqlCondition(
+        f"EXISTS (SELECT 1 FROM {ExerciseAttempt._meta.db_table} a "
+        "WHERE a.user_id = %s AND a.exercise_id = e.id)",
+        (profile.user_id,),
     )
     steps: list[dict[str, str]] = [
         {"exercise_type": exercise_type, "level": level, "topic": random.choice(topics)},
@@ -468,7 +470,7 @@ def exercise_select(
             level=filters.get("level"),
             topic=filters.get("topic"),
             exclude_topics=learning.exclude_topics,
-            seen=seen,
+            exclude=seen,
         )
         if exercise is not None:
             return exercise, False

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
@@ -74,6 +75,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return _respond("Internal server error.", "internal_error", 500)
 
 
+@csrf_exempt
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Any unknown path under /api/v1/, whatever the method."""
     metrics.api_errors.labels(code="not_found").inc()

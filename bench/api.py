@@ -1,0 +1,395 @@
+"""Benchmark of the bot API against a real stack: gunicorn, PostgreSQL and Redis on this machine.
+
+It seeds a dedicated database (1,000 users with profiles, 20,000 published exercises in both
+languages, 200,000 attempts), starts gunicorn with N workers, drives it with a fixed number of
+keep-alive clients for a fixed time per endpoint, and prints requests/s, p50 and p99 for:
+
+- GET  /healthz                                   (the floor: one SELECT 1)
+- GET  /api/v1/users/{id}/bots/{bot}/next-action/  (serving an exercise)
+- POST /api/v1/exercises/{id}/validate/            (a known answer: stored verdict)
+- PUT  /api/v1/users/                              (an existing user)
+
+Then it grows the bank to 200,000 exercises and measures next-action again, to show that
+selection does not slow down with the bank.
+
+    .venv/bin/python bench/api.py                      # workers 1 and 4, 32 clients, 10 s each
+    .venv/bin/python bench/api.py --workers 4 --seconds 20 --clients 64
+
+Only loopback addresses are used. Requests per phase are bounded by time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "bench-token"
+TOPICS = [
+    "general", "shopping", "travel", "food", "sports", "weather", "work", "health",
+    "emergencies", "relationships", "tech", "education", "entertainment", "money", "home",
+    "transport", "restaurant", "family", "pharmacy", "NATURE", "ANIMALS", "KIDS", "housing",
+    "culture", "dating", "wine", "digital_life", "public_services",
+]  # fmt: skip
+LEVELS = ["A1", "A2", "A2", "A2", "B1", "B2"]
+
+
+# --- seeding ----------------------------------------------------------------------------------
+
+
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "duoniche.settings",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_LOG_LEVEL": "WARNING",
+        "API_TOKENS": TOKEN,
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "PAYMENTS_PAYLOAD_SECRET": "bench",
+    }
+
+
+def reset_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def exercise_data(exercise_type: str, language: str, n: int) -> tuple[dict[str, Any], dict]:
+    word = f"дума{n}" if language == "Bulgarian" else f"reč{n}"
+    if exercise_type == "fill_in_the_blank":
+        words = [word, word + "а", word + "и"]
+        return {"text_with_blanks": f"Текст ___ номер {n}.", "words": words}, {"words": [word]}
+    if exercise_type == "choose_accent":
+        options = [f"во\u0300да{n}", f"вода\u0300{n}"]
+        return {"options": options, "meaning": "значение"}, {"answer": options[0]}
+    options = [f"{word} първо.", f"{word} второ.", f"{word} трето."]
+    if exercise_type == "story_comprehension":
+        data = {"content_text": f"Разказ {n}.", "audio_url": f"https://example.invalid/{n}.ogg",
+                "audio_telegram_file_id": f"file{n}", "options": options}  # fmt: skip
+        return data, {"answer": options[0]}
+    return {"options": options}, {"answer": options[0]}
+
+
+def seed_exercises(start: int, count: int) -> None:
+    from duoniche.languages import languages
+    from exercises.content import answer_text, text_hash
+    from exercises.models import Exercise, ExerciseAnswer
+
+    language_list = list(languages().values())
+    batch: list[Exercise] = []
+    answers: list[tuple[int, str, dict]] = []
+    for n in range(start, start + count):
+        language = language_list[n % len(language_list)]
+        types = list(language.type_distribution)
+        weights = list(language.type_distribution.values())
+        exercise_type = random.choices(types, weights=weights)[0]
+        data, correct = exercise_data(exercise_type, language.bot_id, n)
+        batch.append(
+            Exercise(
+                exercise_type=exercise_type,
+                exercise_language=language.bot_id,
+                language_level=random.choice(LEVELS),
+                topic=random.choice(TOPICS),
+                data=data,
+                content_hash=f"bench-{n}",
+                source="imported",
+            )
+        )
+        answers.append((n, exercise_type, correct))
+        if len(batch) == 5000 or n == start + count - 1:
+            created = Exercise.objects.bulk_create(batch)
+            ExerciseAnswer.objects.bulk_create(
+                ExerciseAnswer(
+                    exercise=exercise,
+                    answer=correct,
+                    answer_text=answer_text(exercise_type, correct),
+                    answer_key=text_hash(answer_text(exercise_type, correct)),
+                    is_correct=True,
+                    feedback_language="",
+                    is_reference=True,
+                    created_by="import",
+                )
+                for exercise, (_, exercise_type, correct) in zip(created, answers, strict=True)
+            )
+            batch, answers = [], []
+
+
+def seed(args: argparse.Namespace) -> None:
+    import django
+
+    os.environ.update(server_env(args))
+    sys.path.insert(0, str(ROOT))
+    django.setup()
+    from django.db import connection
+
+    from exercises.models import Exercise
+    from learning.models import BotProfile, ExerciseAttempt, TelegramUser
+
+    started = time.monotonic()
+    users = TelegramUser.objects.bulk_create(
+        TelegramUser(
+            telegram_id=str(10_000_000 + n),
+            username=f"bench{n}",
+            telegram_data={"language_code": "en"},
+            # A long session and big sets, so that next-action keeps serving exercises.
+            custom_settings={"session_exercise_limit": 1_000_000, "exercises_in_set": 1_000_000},
+        )
+        for n in range(args.users)
+    )
+    BotProfile.objects.bulk_create(
+        BotProfile(user=user, bot_id=bot_id, user_language="en")
+        for user in users
+        for bot_id in ("Bulgarian", "Serbian")
+    )
+    seed_exercises(0, args.exercises)
+    ids = {
+        bot: list(Exercise.objects.filter(exercise_language=bot).values_list("id", "exercise_type"))
+        for bot in ("Bulgarian", "Serbian")
+    }
+    attempts: list[ExerciseAttempt] = []
+    for n in range(args.attempts):
+        user = users[n % len(users)]
+        bot = "Bulgarian" if n % 2 else "Serbian"
+        exercise_id, _ = random.choice(ids[bot])
+        attempts.append(
+            ExerciseAttempt(
+                user=user,
+                exercise_id=exercise_id,
+                answer={"answer": "x"},
+                answer_text="x",
+                answer_key="0" * 64,
+                is_correct=random.random() < 0.7,
+            )
+        )
+        if len(attempts) == 10_000:
+            ExerciseAttempt.objects.bulk_create(attempts)
+            attempts = []
+    ExerciseAttempt.objects.bulk_create(attempts)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    print(
+        f"seeded {args.users} users, {args.exercises} exercises, {args.attempts} attempts "
+        f"in {time.monotonic() - started:.0f} s",
+        flush=True,
+    )
+
+
+def grow_bank(args: argparse.Namespace) -> None:
+    from django.db import connection
+
+    started = time.monotonic()
+    seed_exercises(args.exercises, args.exercises_large - args.exercises)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    print(
+        f"grew the bank to {args.exercises_large} exercises in {time.monotonic() - started:.0f} s",
+        flush=True,
+    )
+
+
+def request_plan() -> dict[str, Any]:
+    from exercises.models import ExerciseAnswer
+    from learning.models import TelegramUser
+
+    users = list(TelegramUser.objects.values_list("id", "telegram_id"))
+    known = list(
+        ExerciseAnswer.objects.filter(is_reference=True)
+        .values_list("exercise_id", "exercise__exercise_type", "exercise__exercise_language",
+                     "answer")[:5000]
+    )  # fmt: skip
+    return {"users": users, "known": known}
+
+
+# --- load -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+
+def make_request(kind: str, plan: dict[str, Any]) -> tuple[str, str, bytes | None]:
+    if kind == "healthz":
+        return "GET", "/healthz", None
+    if kind == "next-action":
+        user_id, _ = random.choice(plan["users"])
+        bot = random.choice(("Bulgarian", "Serbian"))
+        return "GET", f"/api/v1/users/{user_id}/bots/{bot}/next-action/", None
+    if kind == "validate":
+        user_id, _ = random.choice(plan["users"])
+        exercise_id, exercise_type, _, answer = random.choice(plan["known"])
+        body = {"user_id": user_id, "answer": {"exercise_type": exercise_type, **answer}}
+        return "POST", f"/api/v1/exercises/{exercise_id}/validate/", json.dumps(body).encode()
+    user_id, telegram_id = random.choice(plan["users"])
+    body = {"telegram_id": telegram_id, "username": "b", "name": "b", "user_language": "en",
+            "target_language": "Bulgarian"}  # fmt: skip
+    return "PUT", "/api/v1/users/", json.dumps(body).encode()
+
+
+async def client(port: int, kind: str, plan: dict[str, Any], phase: Phase, stop: float) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.monotonic() < stop:
+            method, path, body = make_request(kind, plan)
+            head = (
+                f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body or b'')}\r\n\r\n"
+            )
+            started = time.perf_counter()
+            writer.write(head.encode() + (body or b""))
+            await writer.drain()
+            status_line = await reader.readline()
+            length, close = 0, False
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+                if name.lower() == "connection" and "close" in value.lower():
+                    close = True
+            await reader.readexactly(length)
+            phase.latencies.append(time.perf_counter() - started)
+            status = int(status_line.split()[1]) if status_line else 0
+            phase.statuses[status] = phase.statuses.get(status, 0) + 1
+            if status != 200:
+                phase.errors += 1
+            if close:
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    finally:
+        writer.close()
+
+
+async def drive(port: int, kind: str, plan: dict[str, Any], clients: int, seconds: float) -> Phase:
+    phase = Phase(kind)
+    started = time.monotonic()
+    stop = started + seconds
+    await asyncio.gather(*(client(port, kind, plan, phase, stop) for _ in range(clients)))
+    phase.elapsed = time.monotonic() - started
+    return phase
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)] if ordered else 0.0
+
+
+def report(phase: Phase, floor: float | None, label: str) -> float:
+    rate = len(phase.latencies) / phase.elapsed if phase.elapsed else 0.0
+    ratio = f"{rate / floor:6.0%}" if floor else "     -"
+    p50 = statistics.median(phase.latencies) * 1000 if phase.latencies else 0.0
+    p99 = percentile(phase.latencies, 0.99) * 1000
+    print(
+        f"{label:<34} {rate:8.1f} req/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
+        f"vs healthz {ratio}  non-200: {phase.errors} {phase.statuses}",
+        flush=True,
+    )
+    return rate
+
+
+# --- server -----------------------------------------------------------------------------------
+
+
+def start_server(args: argparse.Namespace, workers: int) -> subprocess.Popen[bytes]:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    process = subprocess.Popen(
+        [str(gunicorn), "duoniche.wsgi:application", "--bind", f"127.0.0.1:{args.port}",
+         "--workers", str(workers), "--log-level", "warning"],
+        cwd=ROOT,
+        env=server_env(args),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    import urllib.request
+
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{args.port}/healthz", timeout=2):
+                return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise SystemExit("gunicorn did not answer /healthz within 60 s")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def measure(args: argparse.Namespace, plan: dict[str, Any], workers: int, kinds: list[str],
+            suffix: str = "") -> dict[str, float]:  # fmt: skip
+    process = start_server(args, workers)
+    rates: dict[str, float] = {}
+    try:
+        floor = None
+        for kind in kinds:
+            asyncio.run(drive(args.port, kind, plan, args.clients, 1.0))  # warm-up
+            phase = asyncio.run(drive(args.port, kind, plan, args.clients, args.seconds))
+            label = f"{kind}{suffix} ({workers} worker{'s' if workers > 1 else ''})"
+            rates[kind] = report(phase, floor, label)
+            if kind == "healthz":
+                floor = rates[kind]
+    finally:
+        stop_server(process)
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--database-url", default="postgres://postgres@127.0.0.1:5432/duoniche_bench"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--exercises", type=int, default=20_000)
+    parser.add_argument("--exercises-large", type=int, default=200_000)
+    parser.add_argument("--attempts", type=int, default=200_000)
+    args = parser.parse_args()
+    random.seed(7)
+
+    env = server_env(args)
+    reset_database(args.database_url)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=False,
+                   capture_output=True)  # fmt: skip
+    seed(args)
+    plan = request_plan()
+    print(f"\n{args.clients} clients, {args.seconds:.0f} s per endpoint\n", flush=True)
+    kinds = ["healthz", "next-action", "validate", "put-users"]
+    for workers in args.workers:
+        measure(args, plan, workers, kinds)
+    grow_bank(args)
+    for workers in args.workers:
+        measure(args, plan, workers, ["next-action"], suffix=f" @{args.exercises_large}")
+
+
+if __name__ == "__main__":
+    main()
