@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from duoniche.api.validation import Schema, TelegramId
+from duoniche.api.validation import Id, Schema, TelegramId
 from duoniche.enums import LanguageLevel
 
 Name = Annotated[str, StringConstraints(max_length=255)]
@@ -17,15 +17,11 @@ Alphabet = Annotated[str, StringConstraints(pattern=r"^(latin|cyrillic)$")]
 
 
 class UserIdPath(Schema):
-    user_id: int
-
-
-class PositiveUserIdPath(Schema):
-    user_id: int = Field(ge=1)
+    user_id: Id
 
 
 class UserBotPath(Schema):
-    user_id: int
+    user_id: Id
     bot_id: str
 
 
@@ -47,7 +43,7 @@ class UserEnsureRequest(Schema):
 
 
 class UserUpdateRequest(Schema):
-    user_id: int
+    user_id: Id
     telegram_id: TelegramId
     username: Name | None
     name: Name | None

@@ -10,7 +10,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from duoniche.api.errors import RequestValidationError
 
@@ -29,6 +36,11 @@ def _telegram_id(value: Any) -> Any:
         return str(value)
     return value
 
+
+#: Database ids are bigints: a larger number can match nothing and must not reach the database.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(le=MAX_ID)]
+PositiveId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 TelegramId = Annotated[
     str, BeforeValidator(_telegram_id), StringConstraints(min_length=1, max_length=64)

@@ -384,3 +384,11 @@ def test_preferences_errors(client, bot, status, code):
     response = put(client, f"/api/v1/users/{profile.user_id}/bots/{bot}/preferences", {})
 
     assert (response.status_code, response.json()["code"]) == (status, code)
+
+
+def test_ids_beyond_bigint_are_rejected_before_the_database(client):
+    response = client.get(f"/api/v1/users/{2**64}/bots/Bulgarian/next-action/", **AUTH)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path", "user_id"]
+    assert response.json()["detail"][0]["type"] == "less_than_equal"
