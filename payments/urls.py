@@ -1,3 +1,11 @@
-from django.urls import URLPattern
+from duoniche.api.routing import api_route
+from payments import apis
 
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    *api_route(
+        "payments/invoice-details/{source}/users/{user_id}/bots/{bot_id}",
+        apis.InvoiceDetailsApi.as_view(),
+        name="payments-invoice-details",
+    ),
+    *api_route("payments/process", apis.PaymentProcessApi.as_view(), name="payments-process"),
+]

@@ -1,0 +1,131 @@
+"""The Telegram Bot API boundary (shared llm.md §16): a tiny synchronous, typed client.
+
+Calls go to `{TELEGRAM_API_BASE_URL}/bot<token>/<method>` with the token of the bot that owns the
+object (`TELEGRAM_BOT_TOKENS_JSON`, keyed by bot id); tests point the base URL at a loopback fake.
+Standard library only (`urllib.request`), so the client adds no dependency.
+
+Fix 12: the URL contains the token, so it is never logged, never put in an exception and never
+chained into a traceback. Logs name the method and the bot id only, and Telegram's descriptions are
+scrubbed of `bot<token>` segments before they leave this module.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from django.conf import settings
+
+from duoniche.sentry import scrub_text
+
+logger = logging.getLogger(__name__)
+
+#: HTTP 429: wait `retry_after` seconds and retry once, but only if Telegram asks for this little.
+MAX_RETRY_AFTER_SECONDS = 30
+ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
+
+
+class TelegramError(Exception):
+    """A Bot API call failed; `description` is Telegram's (scrubbed) or our own explanation."""
+
+    def __init__(self, description: str, error_code: int | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.error_code = error_code
+        #: Seconds Telegram asked us to wait (HTTP 429), if it said so.
+        self.retry_after: float | None = None
+
+
+def _token(bot_id: str) -> str:
+    token = settings.TELEGRAM_BOT_TOKENS_JSON.get(bot_id)
+    if not token:
+        raise TelegramError(f"No Telegram bot token is configured for the {bot_id} bot.")
+    return str(token)
+
+
+def _clean(text: str, token: str) -> str:
+    return scrub_text(text.replace(token, "[Filtered]"))
+
+
+def _error(body: Any, status: int | None, token: str) -> TelegramError:
+    if isinstance(body, dict):
+        code = body.get("error_code")
+        error = TelegramError(
+            _clean(str(body.get("description") or f"HTTP {status}"), token),
+            code if isinstance(code, int) else status,
+        )
+        parameters = body.get("parameters")
+        if isinstance(parameters, dict) and isinstance(parameters.get("retry_after"), int | float):
+            error.retry_after = float(parameters["retry_after"])
+        return error
+    return TelegramError(f"HTTP {status}: the response is not a Bot API JSON object.", status)
+
+
+def _request(token: str, method: str, params: dict[str, Any]) -> Any:
+    """One POST; the Bot API `result`, or a TelegramError. Nothing here may carry the URL."""
+    request = urllib.request.Request(
+        f"{settings.TELEGRAM_API_BASE_URL}/bot{token}/{method}",
+        data=json.dumps(params).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        method="POST",
+    )
+    status: int | None
+    try:
+        with urllib.request.urlopen(request, timeout=settings.TELEGRAM_REQUEST_TIMEOUT) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:  # 4xx/5xx: Telegram still answers with a JSON body
+        status, raw = exc.code, exc.read()
+        exc.close()
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:  # refused, timeout
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise TelegramError(_clean(f"Telegram is unreachable: {reason}", token)) from None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("ok") is True:
+        return body.get("result")
+    raise _error(body, status, token)
+
+
+def call(*, bot_id: str, method: str, params: dict[str, Any]) -> Any:
+    """Call a Bot API method as `bot_id`'s bot; retries once after a short HTTP 429 wait."""
+    token = _token(bot_id)
+    try:
+        return _request(token, method, params)
+    except TelegramError as error:
+        wait = error.retry_after
+        if error.error_code != 429 or wait is None or wait > MAX_RETRY_AFTER_SECONDS:
+            logger.warning("telegram %s for bot %s failed: %s", method, bot_id, error.description)
+            raise
+        logger.info("telegram %s for bot %s throttled; retrying in %ss", method, bot_id, wait)
+        time.sleep(wait)
+    try:
+        return _request(token, method, params)
+    except TelegramError as error:
+        logger.warning("telegram %s for bot %s failed: %s", method, bot_id, error.description)
+        raise
+
+
+def refund_star_payment(*, bot_id: str, user_id: int, charge_id: str) -> bool:
+    """Refund a Telegram Stars payment: True if refunded now, False if it already was.
+
+    Telegram's `CHARGE_ALREADY_REFUNDED` error is a success too (refunds are idempotent); any other
+    failure raises TelegramError.
+    """
+    try:
+        call(
+            bot_id=bot_id,
+            method="refundStarPayment",
+            params={"user_id": user_id, "telegram_payment_charge_id": charge_id},
+        )
+    except TelegramError as error:
+        if ALREADY_REFUNDED in error.description:
+            return False
+        raise
+    return True

@@ -1,0 +1,388 @@
+"""Telegram Stars payments (shared domain.md §11): invoices, processing and refunds.
+
+`payment_process` checks everything before its first write (Fix 2) and then writes in one short
+transaction: the Payment row inside a savepoint (the unique charge id makes concurrent duplicates
+answer "already processed", Fix 5) and, for a session unlock, the reset of the locked profile.
+`payment_refund` calls Telegram outside any transaction and then flips the status conditionally.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sentry_sdk
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from duoniche import metrics
+from duoniche.api.errors import ApplicationError
+from duoniche.enums import PaymentSource, PaymentStatus
+from duoniche.languages import get_language
+from duoniche.telegram import TelegramError, refund_star_payment
+from duoniche.texts import render
+from learning.models import BotProfile, TelegramUser, WeeklyReport
+from learning.services import (
+    invalid_bot,
+    profile_not_found,
+    profile_reset_session,
+    user_not_found,
+)
+from payments.models import Payment
+from payments.payloads import (
+    NO_ITEM,
+    InvoicePayload,
+    PaymentRejected,
+    payload_build,
+    payload_parse,
+    payload_verify,
+)
+
+logger = logging.getLogger(__name__)
+
+CURRENCY = "XTR"
+#: Session-unlock prices in Stars, in invoice order, with their label message keys.
+UNLOCK_TIERS: tuple[tuple[str, int], ...] = (
+    ("payment_tier_1", 20),
+    ("payment_tier_2", 50),
+    ("payment_tier_3", 100),
+    ("payment_tier_4", 200),
+    ("payment_tier_5", 500),
+    ("payment_tier_6", 1000),
+)
+DONATION_LABEL = "payment_tier_2"
+#: `Payment.amount` is a PositiveIntegerField; a larger amount can never be a real price.
+MAX_AMOUNT = 2**31 - 1
+
+
+# --- invoices ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Price:
+    label: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class InvoiceDetails:
+    """What the bot needs to send a Stars invoice (wire TelegramPayment)."""
+
+    button_text: str
+    title: str
+    description: str
+    currency: str
+    prices: list[Price]
+    thanks_answer: str
+    invoice_payload: str | None
+
+
+def report_not_found(report_id: int, user_id: int) -> ApplicationError:
+    return ApplicationError(
+        f"Report {report_id} was not found for user {user_id}.",
+        code="report_not_found",
+        status=400,
+    )
+
+
+def payment_invoice_details(
+    *, source: str, user_id: int, bot_id: str, item_id: int | None, now: datetime
+) -> InvoiceDetails:
+    """The invoice for `source` in the profile's language, with a signed payload (§3.12).
+
+    Checks, in the wire's order: the bot (422), the profile (before the source, Compat), then the
+    source with its item.
+    """
+    if get_language(bot_id) is None:
+        raise invalid_bot(bot_id, code="invalid_bot_id", status=422)
+    profile = (
+        BotProfile.objects.filter(user_id=user_id, bot_id=bot_id).only("user_language").first()
+    )
+    if profile is None:
+        raise ApplicationError(
+            f"User {user_id} has no profile for the {bot_id} bot, "
+            "so the language of the invoice cannot be determined.",
+            code="profile_not_found",
+            status=400,
+        )
+    language = profile.user_language
+    if source == PaymentSource.REPORT_DONATION:
+        if item_id is None:
+            raise ApplicationError(
+                "A report donation needs the report id in the item_id query parameter.",
+                code="item_id_required",
+                status=400,
+            )
+        if not WeeklyReport.objects.filter(pk=item_id, user_id=user_id).exists():
+            raise report_not_found(item_id, user_id)
+        button_key, description_key = "report_donation_button_text", "payment_description_donation"
+        prices = [Price(render(DONATION_LABEL, language), settings.REPORT_DONATION_AMOUNT_XTR)]
+        item = item_id
+    elif source == PaymentSource.SESSION_UNLOCK:
+        button_key, description_key = "payment_button_text", "payment_description_unlock"
+        prices = [Price(render(key, language), amount) for key, amount in UNLOCK_TIERS]
+        item = NO_ITEM
+    else:
+        raise ApplicationError(
+            f"{source!r} is not a supported payment source; "
+            f"valid values: {', '.join(PaymentSource.values)}.",
+            code="unsupported_payment_source",
+            status=400,
+        )
+    return InvoiceDetails(
+        button_text=render(button_key, language),
+        title=render("payment_title", language),
+        description=render(description_key, language),
+        currency=CURRENCY,
+        prices=prices,
+        thanks_answer=render("payment_thanks_answer", language),
+        invoice_payload=payload_build(
+            source=source, user_id=user_id, bot_id=bot_id, item_id=item, now=now
+        ),
+    )
+
+
+# --- processing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """`payment` is the row written by this call; None when the charge was already processed."""
+
+    payment: Payment | None
+
+    @property
+    def already_processed(self) -> bool:
+        return self.payment is None
+
+
+@dataclass(frozen=True)
+class _Checked:
+    payload: InvoicePayload
+    signed: bool
+    user: TelegramUser
+    #: The payload's (user, bot) profile: required for unlocks, optional (metric labels) else.
+    profile: BotProfile | None
+    report: WeeklyReport | None
+
+
+def _amount_accepted(source: str, amount: int) -> bool:
+    if amount > MAX_AMOUNT:
+        return False
+    if settings.PAYMENTS_ACCEPT_ANY_AMOUNT:
+        return True
+    if source == PaymentSource.SESSION_UNLOCK:
+        return amount in {price for _, price in UNLOCK_TIERS}
+    return amount == settings.REPORT_DONATION_AMOUNT_XTR
+
+
+def _payment_check(*, amount: int, currency: str, payload: str) -> _Checked:
+    """Steps 2-7 of §3.13, reads only; the first failure raises its 400."""
+    parsed = payload_parse(payload)
+    signed = payload_verify(parsed, accept_unsigned=settings.PAYMENTS_ACCEPT_UNSIGNED_PAYLOADS)
+    if currency != CURRENCY:
+        raise PaymentRejected(
+            f"Only {CURRENCY} (Telegram Stars) payments are accepted.", code="invalid_currency"
+        )
+    if not _amount_accepted(parsed.source, amount):
+        raise PaymentRejected(
+            f"{amount} is not an accepted price for a {parsed.source} payment.",
+            code="invalid_amount",
+        )
+    user = TelegramUser.objects.filter(pk=parsed.user_id).first()
+    if user is None:
+        raise user_not_found(parsed.user_id, status=400)
+    profile = BotProfile.objects.filter(user=user, bot_id=parsed.bot_id).first()
+    report = None
+    if parsed.report_id is not None:
+        report = WeeklyReport.objects.filter(pk=parsed.report_id, user=user).first()
+        if report is None:
+            raise report_not_found(parsed.report_id, user.pk)
+    elif profile is None:
+        raise profile_not_found(user.pk, parsed.bot_id, status=400)
+    return _Checked(payload=parsed, signed=signed, user=user, profile=profile, report=report)
+
+
+def _reject(charge_id: str, error: ApplicationError) -> None:
+    """Every rejection: a WARNING (charge id and reason; never the payload secret), the metric
+    and a Sentry event.
+
+    The user has paid, so staff may need to refund: Sentry gets it even though nothing is written.
+    """
+    logger.warning("payment %r rejected: %s (%s)", charge_id, error.code, error.message)
+    metrics.payment_rejected.labels(reason=error.code).inc()
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("payment_rejected_reason", error.code)
+        scope.set_extra("telegram_payment_charge_id", charge_id)
+        sentry_sdk.capture_message(f"Payment rejected: {error.code}", level="warning")
+
+
+def _labels(user: TelegramUser, profile: BotProfile | None, bot_id: str) -> dict[str, str]:
+    return metrics.user_labels(
+        cohort=user.cohort,
+        plan=user.plan,
+        target_language=bot_id,
+        user_language=profile.user_language if profile is not None else "",
+        level=profile.language_level if profile is not None else "",
+    )
+
+
+def _payment_record(
+    *,
+    checked: _Checked,
+    charge_id: str,
+    amount: int,
+    currency: str,
+    payload: str,
+    raw: dict[str, Any] | None,
+    now: datetime,
+) -> PaymentOutcome:
+    """Step 8: the row and, for an unlock, the session reset, in one transaction."""
+    parsed = checked.payload
+    unlock = parsed.source == PaymentSource.SESSION_UNLOCK
+    profile = checked.profile
+    with transaction.atomic():
+        try:
+            with transaction.atomic():  # the savepoint a concurrent duplicate rolls back to
+                payment = Payment.objects.create(
+                    user=checked.user,
+                    bot_id=parsed.bot_id,
+                    telegram_payment_charge_id=charge_id,
+                    currency=currency,
+                    amount=amount,
+                    source=parsed.source,
+                    item_id=None if unlock else parsed.item_id,
+                    report=checked.report,
+                    invoice_payload=payload,
+                    payload_signed=checked.signed,
+                    status=PaymentStatus.PAID,
+                    raw_payment_data=raw,
+                    processed_at=now,
+                )
+        except IntegrityError:
+            if not Payment.objects.filter(telegram_payment_charge_id=charge_id).exists():
+                raise  # not the unique charge id: a real failure
+            logger.info("payment %r already processed (concurrent duplicate)", charge_id)
+            return PaymentOutcome(payment=None)
+        if unlock:
+            profile = (
+                BotProfile.objects.select_for_update()
+                .filter(user=checked.user, bot_id=parsed.bot_id)
+                .first()
+            )
+            if profile is None:  # deleted since the check: roll the payment back too
+                raise profile_not_found(checked.user.pk, parsed.bot_id, status=400)
+            fields = profile_reset_session(profile=profile, now=now)
+            profile.save(update_fields=[*fields, "updated_at"])
+    labels = _labels(checked.user, profile, parsed.bot_id)
+    metrics.payment_amount.labels(**labels, currency=currency).inc(amount)
+    if unlock:
+        metrics.session_unlocked_by_payment.labels(**labels).inc()
+    logger.info(
+        "payment %s recorded: %s %s %s for user %s on %s",
+        payment.pk,
+        amount,
+        currency,
+        parsed.source,
+        checked.user.pk,
+        parsed.bot_id,
+    )
+    return PaymentOutcome(payment=payment)
+
+
+def payment_process(
+    *, charge_id: str, amount: int, currency: str, payload: str, raw: dict[str, Any] | None
+) -> PaymentOutcome:
+    """Record a successful Telegram Stars payment exactly once (§3.13, domain.md §11.3-11.4).
+
+    A known charge id answers "already processed" before any verification, so bot retries keep
+    working after a secret rotation. Rejections write nothing.
+    """
+    if Payment.objects.filter(telegram_payment_charge_id=charge_id).exists():
+        logger.info("payment %r already processed", charge_id)
+        return PaymentOutcome(payment=None)
+    try:
+        checked = _payment_check(amount=amount, currency=currency, payload=payload)
+        return _payment_record(
+            checked=checked,
+            charge_id=charge_id,
+            amount=amount,
+            currency=currency,
+            payload=payload,
+            raw=raw,
+            now=timezone.now(),
+        )
+    except ApplicationError as error:
+        _reject(charge_id, error)
+        raise
+
+
+# --- refunds ----------------------------------------------------------------------------------
+
+
+class PaymentRefundFailed(ApplicationError):
+    """Telegram did not refund; the description is stored in `Payment.refund_error`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="refund_failed", status=502)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    payment_id: int
+    outcome: Literal["refunded", "already_refunded"]
+    message: str
+
+
+def payment_refund(*, payment_id: int, staff_user: AbstractBaseUser | None) -> RefundResult:
+    """Refund a payment via Telegram (domain.md §11.5); idempotent.
+
+    Must be called outside any transaction: the Bot API call is slow and external. A refund does
+    not revoke a session that was already unlocked. Raises `PaymentRefundFailed` (with the error
+    stored in `refund_error`, status left `paid`) when Telegram refuses.
+    """
+    payment = Payment.objects.select_related("user").filter(pk=payment_id).first()
+    if payment is None:
+        raise ApplicationError(
+            f"Payment {payment_id} was not found.", code="payment_not_found", status=404
+        )
+    already = RefundResult(
+        payment_id=payment.pk,
+        outcome="already_refunded",
+        message=f"Payment {payment.pk} was already refunded.",
+    )
+    if payment.status == PaymentStatus.REFUNDED:
+        return already
+    try:
+        telegram_id = int(payment.user.telegram_id)
+    except ValueError:
+        raise _refund_failed(payment, "the user's Telegram id is not a number") from None
+    try:
+        refund_star_payment(
+            bot_id=payment.bot_id,
+            user_id=telegram_id,
+            charge_id=payment.telegram_payment_charge_id,
+        )
+    except TelegramError as error:
+        raise _refund_failed(payment, error.description) from None
+    updated = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PAID).update(
+        status=PaymentStatus.REFUNDED, refunded_at=timezone.now(), refunded_by=staff_user
+    )
+    if not updated:  # a concurrent refund got there first
+        return already
+    metrics.payment_refunded.labels(source=payment.source).inc()
+    logger.info("payment %s refunded via Telegram", payment.pk)
+    return RefundResult(
+        payment_id=payment.pk, outcome="refunded", message=f"Payment {payment.pk} was refunded."
+    )
+
+
+def _refund_failed(payment: Payment, description: str) -> PaymentRefundFailed:
+    """Store the failure on the row (status stays `paid`) and build the error for the caller."""
+    Payment.objects.filter(pk=payment.pk).update(refund_error=description)
+    logger.warning("refund of payment %s failed: %s", payment.pk, description)
+    return PaymentRefundFailed(f"Payment {payment.pk} was not refunded: {description}")
