@@ -1,0 +1,475 @@
+"""Weekly reports on demand: the latest-detailed request, period summaries and the detailed report.
+
+The short Monday report is written by the weekly job; this module holds what happens after the
+learner presses "detailed report" (shared spec domain.md §13.2-§13.4, bot-api.md §3.11):
+
+* `report_request_detailed` moves the latest report atomically to GENERATING and enqueues one
+  generation job on commit (Fix 10: concurrent presses enqueue one job, FAILED is retried);
+* `report_generate_detailed` (the job's service) writes the detailed report of exactly the report
+  it was given, from that report's week.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import TruncDate
+
+from duoniche.api.errors import ApplicationError
+from duoniche.enums import ExerciseStatus, ExerciseType, ReportStatus
+from duoniche.telegram_html import clean_telegram_html, truncate_visible
+from duoniche.texts import render
+from exercises.answers import answered_text
+from exercises.content import BLANK
+from exercises.models import ExerciseAnswer
+from learning.models import BotProfile, ExerciseAttempt, WeeklyReport
+from learning.services import profile_not_found
+
+logger = logging.getLogger(__name__)
+
+INCORRECT_ATTEMPTS_FOR_LLM_NUMBER = 15
+TOP_TAGS_COUNT = 7
+MAX_LENGTH_FULL_REPORT = 3996  # visible characters; leaves room under Telegram's 4096
+ELLIPSIS = "…"
+NOT_AVAILABLE = "N/A"
+REPORT_WEEK = timedelta(days=7)
+
+#: Statuses the endpoint may move to GENERATING without looking at the clock.
+_CLAIMABLE = (ReportStatus.PENDING, ReportStatus.FAILED)
+
+
+def report_not_found(user_id: Any, bot_id: str, *, status: int = 404) -> ApplicationError:
+    return ApplicationError(
+        f"User {user_id} has no weekly report for the {bot_id} bot.",
+        code="report_not_found",
+        status=status,
+    )
+
+
+# --- the request (bot-api.md §3.11) -------------------------------------------------------------
+
+
+def report_request_detailed(*, user_id: int, bot_id: str, now: datetime) -> str:
+    """Ask for the detailed version of the latest weekly report; return its status afterwards.
+
+    PENDING, FAILED and a stale GENERATING report move to GENERATING with one conditional UPDATE,
+    so of concurrent requests exactly one changes the row and enqueues the job (on commit).
+    """
+    if not BotProfile.objects.filter(user_id=user_id, bot_id=bot_id).exists():
+        raise profile_not_found(user_id, bot_id)
+    latest = (
+        WeeklyReport.objects.filter(user_id=user_id, bot_id=bot_id)
+        .order_by("-week_start_date")
+        .values("pk", "status", "status_changed_at")
+        .first()
+    )
+    if latest is None:
+        raise report_not_found(user_id, bot_id)
+
+    stale_before = now - timedelta(minutes=settings.REPORT_GENERATION_STALE_MINUTES)
+    claimable = Q(status__in=_CLAIMABLE) | Q(
+        status=ReportStatus.GENERATING, status_changed_at__lt=stale_before
+    )
+    is_claimable = latest["status"] in _CLAIMABLE or (
+        latest["status"] == ReportStatus.GENERATING and latest["status_changed_at"] < stale_before
+    )
+    if not is_claimable:
+        return str(latest["status"])
+
+    # Imported here: the task module imports this one (the task calls our generation service).
+    from learning.tasks import generate_detailed_report
+
+    report_id = latest["pk"]
+    with transaction.atomic():
+        changed = WeeklyReport.objects.filter(claimable, pk=report_id).update(
+            status=ReportStatus.GENERATING, status_changed_at=now
+        )
+        if changed:
+            generate_detailed_report.delay_on_commit(report_id)
+    if changed:
+        logger.info("detailed report %s requested; generation enqueued", report_id)
+        return ReportStatus.GENERATING.value
+    # A concurrent request won the transition: answer with what the report is now.
+    return str(WeeklyReport.objects.values_list("status", flat=True).get(pk=report_id))
+
+
+# --- period summary (domain.md §13.2) -----------------------------------------------------------
+
+
+def _tag_list(value: Any) -> list[str]:
+    """A tag list as stored; a bare string (imported legacy data) is a one-element list."""
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str) and item.strip()]
+    return []
+
+
+def _tags(tags: Any, key: str) -> list[str]:
+    return _tag_list(tags.get(key)) if isinstance(tags, dict) else []
+
+
+def top_tags(counts: dict[str, int], limit: int = TOP_TAGS_COUNT) -> list[tuple[str, int]]:
+    """The `limit` most frequent tags with counts; ties by name, so the order is stable."""
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
+
+@dataclass(frozen=True)
+class PeriodSummary:
+    """A learner's attempts in one bot over one window (the numbers behind every report)."""
+
+    active_days: int = 0
+    total_attempts: int = 0
+    correct_attempts: int = 0
+    grammar_tags: dict[str, int] = field(default_factory=dict)
+    vocab_tags: dict[str, int] = field(default_factory=dict)
+    error_grammar_tags: dict[str, int] = field(default_factory=dict)
+    error_vocab_tags: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of correct attempts in percent (0 for an empty window)."""
+        if not self.total_attempts:
+            return 0.0
+        return self.correct_attempts / self.total_attempts * 100
+
+    @property
+    def error_tags(self) -> dict[str, int]:
+        """Grammar and vocabulary error tags together."""
+        return dict(Counter(self.error_grammar_tags) + Counter(self.error_vocab_tags))
+
+    def describe(self) -> str:
+        """English sentences with the numbers and the top-7 tags (llm.md §12.2); "" when empty."""
+        if not self.total_attempts:
+            return ""
+        lines = [
+            f"active {self.active_days} days, {self.total_attempts} exercises, "
+            f"{percent(self.accuracy)} % accuracy"
+        ]
+        for label, counts in (
+            ("focused grammar", self.grammar_tags),
+            ("focused vocabulary", self.vocab_tags),
+            ("most common grammar errors", self.error_grammar_tags),
+            ("most common vocabulary errors", self.error_vocab_tags),
+        ):
+            if counts:
+                listed = ", ".join(f"{tag} ({count})" for tag, count in top_tags(counts))
+                lines.append(f"{label}: {listed}")
+        return "\n".join(lines)
+
+
+def percent(value: float) -> int:
+    """A percentage rounded to 0 decimals, halves up (not banker's rounding)."""
+    return math.floor(value + 0.5)
+
+
+def period_summary(*, user_id: int, bot_id: str, start: datetime, end: datetime) -> PeriodSummary:
+    """The user's attempts on `bot_id` exercises with `created_at` in [start, end)."""
+    attempts = ExerciseAttempt.objects.filter(
+        user_id=user_id,
+        exercise__exercise_language=bot_id,
+        created_at__gte=start,
+        created_at__lt=end,
+    )
+    totals = attempts.aggregate(
+        total=Count("pk"),
+        correct=Count("pk", filter=Q(is_correct=True)),
+        active_days=Count(TruncDate("created_at", tzinfo=UTC), distinct=True),
+    )
+    if not totals["total"]:
+        return PeriodSummary()
+    grammar: Counter[str] = Counter()
+    vocab: Counter[str] = Counter()
+    error_grammar: Counter[str] = Counter()
+    error_vocab: Counter[str] = Counter()
+    for is_correct, exercise_tags, error_tags in attempts.values_list(
+        "is_correct", "exercise__grammar_tags", "error_tags"
+    ):
+        grammar.update(_tags(exercise_tags, "grammar"))
+        vocab.update(_tags(exercise_tags, "vocabulary"))
+        if not is_correct:
+            error_grammar.update(_tags(error_tags, "grammar"))
+            error_vocab.update(_tags(error_tags, "vocabulary"))
+    return PeriodSummary(
+        active_days=totals["active_days"],
+        total_attempts=totals["total"],
+        correct_attempts=totals["correct"],
+        grammar_tags=dict(grammar),
+        vocab_tags=dict(vocab),
+        error_grammar_tags=dict(error_grammar),
+        error_vocab_tags=dict(error_vocab),
+    )
+
+
+# --- the detailed report's context (domain.md §13.3 step 2) ------------------------------------
+
+
+@dataclass(frozen=True)
+class IncorrectAttempt:
+    """One mistake as the report writer may quote it."""
+
+    exercise_type: str
+    exercise_text: str  # the exercise as answered (the learner's words in the blanks)
+    user_answer: str
+    correct_answer: str
+    feedback: str  # as given, or "N/A"
+    exercise_tags: dict[str, list[str]]
+    error_tags: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class DetailedReportContext:
+    report_id: int
+    bot_id: str
+    week_start: date
+    current: PeriodSummary
+    previous: PeriodSummary
+    incorrect_attempts: list[IncorrectAttempt]
+
+
+def report_window(week_start: date) -> tuple[datetime, datetime]:
+    """[Monday 00:00 UTC, +7 days) of a report's week."""
+    start = datetime.combine(week_start, time.min, tzinfo=UTC)
+    return start, start + REPORT_WEEK
+
+
+def _answer_words(exercise_type: str, canonical: str) -> str:
+    """A canonical answer text for display: fill words are stored joined with `;`."""
+    if exercise_type == ExerciseType.FILL_IN_THE_BLANK:
+        return ", ".join(word for word in canonical.split(";") if word)
+    return canonical
+
+
+def _answered_text(exercise_type: str, data: Any, canonical: str) -> str:
+    """The exercise text with the learner's answer in place (domain.md §4.2)."""
+    if exercise_type != ExerciseType.FILL_IN_THE_BLANK:
+        return canonical
+    text = str(data.get("text_with_blanks") or "") if isinstance(data, dict) else ""
+    return answered_text(text, [word for word in canonical.split(";") if word])
+
+
+def _reference_from_data(exercise_type: str, data: Any) -> str:
+    """The correct answer read off the stored data (correct options/words come first)."""
+    if not isinstance(data, dict):
+        return ""
+    if exercise_type == ExerciseType.FILL_IN_THE_BLANK:
+        blanks = str(data.get("text_with_blanks") or "").count(BLANK)
+        return ";".join(str(word) for word in (data.get("words") or [])[:blanks])
+    options = data.get("options") or []
+    return str(options[0]) if options else ""
+
+
+def _tag_map(tags: Any) -> dict[str, list[str]]:
+    return {"grammar": _tags(tags, "grammar"), "vocabulary": _tags(tags, "vocabulary")}
+
+
+def _incorrect_attempts(
+    *, user_id: int, bot_id: str, start: datetime, end: datetime
+) -> list[IncorrectAttempt]:
+    reference = ExerciseAnswer.objects.filter(
+        exercise=OuterRef("exercise_id"), is_reference=True
+    ).values("answer_text")[:1]
+    attempts = (
+        ExerciseAttempt.objects.filter(
+            user_id=user_id,
+            is_correct=False,
+            created_at__gte=start,
+            created_at__lt=end,
+            exercise__exercise_language=bot_id,
+            exercise__status=ExerciseStatus.PUBLISHED,
+        )
+        .select_related("exercise")
+        .annotate(reference_text=Subquery(reference))
+        .order_by("-created_at", "-pk")[:INCORRECT_ATTEMPTS_FOR_LLM_NUMBER]
+    )
+    mistakes = []
+    for attempt in attempts:
+        exercise = attempt.exercise
+        kind = exercise.exercise_type
+        reference_text = attempt.reference_text or _reference_from_data(kind, exercise.data)
+        mistakes.append(
+            IncorrectAttempt(
+                exercise_type=kind,
+                exercise_text=_answered_text(kind, exercise.data, attempt.answer_text),
+                user_answer=_answer_words(kind, attempt.answer_text),
+                correct_answer=_answer_words(kind, reference_text),
+                feedback=attempt.feedback or NOT_AVAILABLE,
+                exercise_tags=_tag_map(exercise.grammar_tags),
+                error_tags=_tag_map(attempt.error_tags),
+            )
+        )
+    return mistakes
+
+
+def detailed_report_context(report: WeeklyReport) -> DetailedReportContext:
+    """What the writer may use: this report's week, the week before it, and its mistakes."""
+    start, end = report_window(report.week_start_date)
+    user_id, bot_id = report.user_id, report.bot_id
+    return DetailedReportContext(
+        report_id=report.pk,
+        bot_id=bot_id,
+        week_start=report.week_start_date,
+        current=period_summary(user_id=user_id, bot_id=bot_id, start=start, end=end),
+        previous=period_summary(
+            user_id=user_id, bot_id=bot_id, start=start - REPORT_WEEK, end=start
+        ),
+        incorrect_attempts=_incorrect_attempts(
+            user_id=user_id, bot_id=bot_id, start=start, end=end
+        ),
+    )
+
+
+# --- the deterministic report (llm.md §12.3) ----------------------------------------------------
+
+
+def _escape(text: str) -> str:
+    """Data inserted into Telegram HTML: `&`, `<` and `>` escaped."""
+    return html.escape(text, quote=False)
+
+
+def _topics(tags: list[tuple[str, int]]) -> str:
+    return ", ".join(_escape(tag) for tag, _ in tags)
+
+
+def deterministic_detailed_report(context: DetailedReportContext, language: str | None) -> str:
+    """The detailed report from message templates (no LLM), valid Telegram HTML.
+
+    Message texts are Telegram-HTML already (catalogue rule); only the data we insert (tags) is
+    escaped here. The only tag used is `<b>`, for the heading.
+    """
+    current = context.current
+    parts = [
+        f"<b>{render('detailed_report_heading', language)}</b>",
+        render(
+            "detailed_report_progress",
+            language,
+            total_attempts=current.total_attempts,
+            accuracy=percent(current.accuracy),
+            active_days=current.active_days,
+        ),
+    ]
+    grammar = _topics(top_tags(current.grammar_tags, 3))
+    vocabulary = _topics(top_tags(current.vocab_tags, 3))
+    if grammar or vocabulary:
+        parts.append(
+            render(
+                "detailed_report_focus",
+                language,
+                grammar_topics=grammar or "—",
+                vocabulary_topics=vocabulary or "—",
+            )
+        )
+    errors = top_tags(current.error_tags, 3)
+    if errors:
+        parts.append(render("detailed_report_challenges", language, error_topics=_topics(errors)))
+    else:
+        parts.append(render("detailed_report_no_challenges", language))
+    previous = context.previous
+    if previous.total_attempts:
+        parts.append(
+            render(
+                "detailed_report_comparison",
+                language,
+                prev_total_attempts=previous.total_attempts,
+                prev_accuracy=percent(previous.accuracy),
+            )
+        )
+    for tag, _ in errors[:2]:
+        parts.append(render("detailed_report_recommendation", language, topic=_escape(tag)))
+    return "\n\n".join(parts)
+
+
+# --- cleaning and length (llm.md §12.1 "Length handling", §13) ---------------------------------
+
+
+def report_text_finish(text: str) -> str:
+    """Steps 3-4 after writing: cleaned to the Telegram-HTML subset, capped at 3996 visible.
+
+    The cap cuts at a word boundary, never inside a tag or an entity, closes open tags and ends
+    with `…`. (The LLM writer retries with a shorter target before relying on this cut.)
+    """
+    return truncate_visible(clean_telegram_html(text), MAX_LENGTH_FULL_REPORT, ellipsis=ELLIPSIS)
+
+
+# --- generation (domain.md §13.3 "Generation task") ---------------------------------------------
+
+
+@transaction.atomic
+def _report_claim_generation(report_id: int) -> WeeklyReport | None:
+    """Step 1: the locked report if GENERATING (else a duplicate delivery), attempt counted."""
+    report = WeeklyReport.objects.select_for_update().filter(pk=report_id).first()
+    if report is None or report.status != ReportStatus.GENERATING:
+        logger.info(
+            "detailed report %s not generated: %s",
+            report_id,
+            "missing" if report is None else f"status is {report.status}",
+        )
+        return None
+    report.generation_attempts += 1
+    report.save(update_fields=["generation_attempts"])
+    return report
+
+
+def _report_language(report: WeeklyReport) -> str | None:
+    return (
+        BotProfile.objects.filter(user_id=report.user_id, bot_id=report.bot_id)
+        .values_list("user_language", flat=True)
+        .first()
+    )
+
+
+def _failure_reason(exc: BaseException) -> str:
+    message = " ".join(str(exc).split())
+    reason = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return reason[:500]
+
+
+def report_generate_detailed(*, report_id: int, now: datetime) -> None:
+    """Write the detailed report of exactly `report_id` (the job behind latest-detailed).
+
+    1. lock the report; act only on GENERATING (a duplicate delivery stops here); count the attempt;
+    2. build the context from this report's week and the week before;
+    3. write the report: deterministic (llm.md §12.3) for now. The LLM writer (llm.md §12.1,
+       purpose `reports`) plugs in at this step with the content-pipeline issue, falling back to
+       this deterministic report without an LLM or budget;
+    4. cap the length at 3996 visible characters (word boundary, tags balanced, `…`);
+    5. save it as GENERATED; 6. on any exception, FAILED with the reason (the bot may ask again).
+
+    Never raises for a missing report; no transaction is held while the report is written.
+    """
+    report = _report_claim_generation(report_id)
+    if report is None:
+        return
+    generating = WeeklyReport.objects.filter(pk=report_id, status=ReportStatus.GENERATING)
+    try:
+        context = detailed_report_context(report)
+        text = deterministic_detailed_report(context, _report_language(report))
+        text = report_text_finish(text)
+        if not text.strip():
+            raise ValueError("the detailed report came out empty")
+        saved = generating.update(
+            full_report=text,
+            status=ReportStatus.GENERATED,
+            full_generated_at=now,
+            status_changed_at=now,
+            failure_reason="",
+        )
+    except Exception as exc:
+        logger.exception("detailed report %s failed", report_id)
+        generating.update(
+            status=ReportStatus.FAILED, failure_reason=_failure_reason(exc), status_changed_at=now
+        )
+        return
+    if saved:
+        logger.info("detailed report %s generated (%d characters)", report_id, len(text))
+    else:
+        logger.info("detailed report %s left GENERATING meanwhile; result dropped", report_id)

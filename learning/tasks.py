@@ -1,0 +1,20 @@
+"""Celery tasks of `learning`: thin interfaces onto the services (ids in, one service call)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from celery.contrib.django.task import DjangoTask
+from django.utils import timezone
+
+from learning.reports import report_generate_detailed
+
+
+@shared_task(
+    base=DjangoTask,  # the app's default under Django; explicit so `delay_on_commit` is typed
+    name="learning.generate_detailed_report",
+    acks_late=True,
+    soft_time_limit=300,
+)
+def generate_detailed_report(report_id: int) -> None:
+    """Write the detailed report of `report_id` (idempotent: acts only on a GENERATING report)."""
+    report_generate_detailed(report_id=report_id, now=timezone.now())

@@ -1,0 +1,97 @@
+"""Is a queued notification still worth delivering? (bot-api.md §3.14, jobs.md §8.5, Fix 16)
+
+The Notifier asks just before it sends. The log row stored, when it was produced, the facts the
+message relied on (`context`); the notification is relevant while they still hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from duoniche.enums import NotificationType, ProfileStatus, ReportStatus
+from learning.models import BotProfile, WeeklyReport
+from notifications.models import NotificationLog
+
+logger = logging.getLogger(__name__)
+
+
+def _stored_moment(context: dict[str, Any], key: str) -> datetime | None:
+    """A datetime stored in the context as an ISO string (null, absent or unreadable: None)."""
+    value = context.get(key)
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = parse_datetime(value)
+    except ValueError:
+        return None
+    if moment is not None and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return moment
+
+
+def _stored_id(context: dict[str, Any], key: str) -> int | None:
+    value = context.get(key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdecimal():
+        return int(value)
+    return None
+
+
+def notification_is_relevant(*, task_id: str, user_id: int, bot_id: str, now: datetime) -> bool:
+    """True unless a notification we produced no longer fits the learner's current state.
+
+    Unknown task ids (not produced by us, or not even a UUID) fail open: True.
+    """
+    try:
+        key = uuid.UUID(task_id)
+    except ValueError:
+        key = None
+    log = NotificationLog.objects.filter(task_id=key).first() if key is not None else None
+    if log is None:
+        logger.info("relevance asked for unknown notification %r; answering relevant", task_id)
+        return True
+    if log.user_id != user_id or log.bot_id != bot_id:
+        return False
+    profile = BotProfile.objects.filter(user_id=user_id, bot_id=bot_id).first()
+    if profile is None or profile.status != ProfileStatus.ACTIVE:
+        return False
+    context = log.context if isinstance(log.context, dict) else {}
+
+    if log.notification_type == NotificationType.SESSION_REMINDER:
+        frozen_until = _stored_moment(context, "session_frozen_until")
+        return (
+            profile.wants_session_reminders is True
+            and frozen_until is not None
+            and profile.session_frozen_until == frozen_until
+            and frozen_until <= now
+        )
+    if log.notification_type == NotificationType.LONG_BREAK_REMINDER:
+        return profile.last_exercise_at == _stored_moment(context, "last_exercise_at")
+    if log.notification_type == NotificationType.WEEKLY_REPORT:
+        report_id = _stored_id(context, "report_id")
+        if report_id is None:
+            return False
+        reports = WeeklyReport.objects.filter(pk=report_id, user_id=user_id, bot_id=bot_id)
+        if not log.is_full_report:
+            return reports.exists()
+        return (
+            reports.filter(status=ReportStatus.SENT)
+            .exclude(full_report="")
+            .exclude(full_report__isnull=True)
+            .exists()
+        )
+    logger.info(
+        "relevance of notification %s of unknown type %r; answering relevant",
+        task_id,
+        log.notification_type,
+    )
+    return True
