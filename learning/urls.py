@@ -1,5 +1,5 @@
 from duoniche.api.routing import api_route
-from learning import apis
+from learning import apis, report_apis, validate_apis
 
 urlpatterns = [
     *api_route("users/", apis.UserEnsureApi.as_view(), name="users-ensure"),
@@ -29,5 +29,20 @@ urlpatterns = [
     ),
     *api_route(
         "users/{user_id}/next_action/", apis.LegacyNextActionApi.as_view(), name="users-next-action"
+    ),
+    *api_route(
+        "users/{user_id}/bots/{bot_id}/reports/latest-detailed",
+        report_apis.LatestDetailedReportApi.as_view(),
+        name="reports-latest-detailed",
+    ),
+    *api_route(
+        "exercises/{exercise_id}/validate/",
+        validate_apis.ExerciseValidateApi.as_view(),
+        name="exercises-validate",
+    ),
+    *api_route(
+        "exercises/validate/",
+        validate_apis.LegacyExerciseValidateApi.as_view(),
+        name="exercises-validate-legacy",
     ),
 ]

@@ -67,6 +67,26 @@ def parse_json_body(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
     return None, [{"loc": ["body", position], "msg": "JSON decode error", "type": "json_invalid"}]
 
 
+def _nul_errors(value: Any, loc: list[Any]) -> list[dict[str, Any]]:
+    """NUL characters anywhere in the input: PostgreSQL can store them in neither text nor jsonb."""
+    if isinstance(value, str):
+        return [_NUL_ERROR | {"loc": loc}] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [
+            error
+            for key, item in value.items()
+            for error in _nul_errors(key, [*loc, key]) + _nul_errors(item, [*loc, key])
+        ]
+    if isinstance(value, list):
+        return [
+            error for index, item in enumerate(value) for error in _nul_errors(item, [*loc, index])
+        ]
+    return []
+
+
+_NUL_ERROR = {"msg": "String should not contain NUL characters", "type": "string_nul_character"}
+
+
 def validate_request(
     *,
     path: tuple[type[BaseModel], dict[str, Any]] | None = None,
@@ -80,6 +100,10 @@ def validate_request(
         if part is None:
             continue
         schema, data = part
+        nul = _nul_errors(data, [location])
+        if nul:
+            errors += nul
+            continue
         try:
             results[position] = schema.model_validate(data)
         except ValidationError as exc:
@@ -87,6 +111,8 @@ def validate_request(
     if body is not None:
         schema, raw = body
         data, body_errors = parse_json_body(raw)
+        if not body_errors:
+            body_errors = _nul_errors(data, ["body"])
         errors += body_errors
         if not body_errors:
             if not isinstance(data, dict):

@@ -137,3 +137,21 @@ def test_no_thread_is_started_by_handling_a_request(client):
     client.get("/healthz")
 
     assert threading.active_count() == before
+
+
+def test_nul_characters_are_refused_before_the_database(client):
+    body = {"telegram_id": "1", "username": "a\x00b", "name": None, "user_language": "en",
+            "target_language": "Bulgarian", "telegram_data": {"k\x00": "v"}}  # fmt: skip
+
+    response = client.put(
+        "/api/v1/users/", body, content_type="application/json", HTTP_X_API_KEY="test-token"
+    )
+    in_path = client.get("/api/v1/users/by-telegram-id/1%002", HTTP_X_API_KEY="test-token")
+
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["detail"]] == [
+        ["body", "username"],
+        ["body", "telegram_data", "k\x00"],
+    ]
+    assert response.json()["detail"][0]["type"] == "string_nul_character"
+    assert in_path.status_code == 422

@@ -677,7 +677,6 @@ def test_signature_is_checked_before_currency_and_amount(client, frozen_profile,
         f"invoice_payload:report_donation:1:Bulgarian:{2**40}:1",
         f"invoice_payload:session_unlock:{10**30}:Bulgarian:-1:1",
         "invoice_payload:session_unlock:1:Bulgarian:-1:now",
-        "\x00",
         "x" * 256,
         ":" * 6,
     ],
@@ -688,6 +687,14 @@ def test_weakness_10_malformed_payloads_are_400(client, metric, payload):
     response = process(client, payload=payload)
 
     assert_rejected(response, "invalid_payload", before, metric)
+
+
+def test_nul_in_a_payload_is_refused_before_anything_is_written(client):
+    response = process(client, payload="invoice_payload:session_unlock:1\x00:Bulgarian:-1:1")
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "invoice_payload"]
+    assert not Payment.objects.exists()
 
 
 def test_rejections_are_logged_without_the_secret(client, frozen_profile, payments_secret, caplog):

@@ -1,0 +1,454 @@
+"""The one LLM boundary: chat models per purpose, structured calls, the ledger, cost and budget.
+
+This is the only module that imports LangChain. Apps hand it a `Prompt` (id, version, templates,
+output schema) and get Pydantic models or plain values back; they never see SDK exceptions, only
+`LLMUnavailable` (transport, timeout, provider error, purpose disabled) and `LLMBadOutput`
+(unparsable or invalid structure). Every request, successful or not, leaves one `LLMCall` row.
+
+A purpose is enabled iff an LLM is configured (an API key or a base URL), its model name resolves
+(purpose setting, else `OPENAI_MAIN_MODEL_NAME`) and today's spend is under the daily budget. No
+call may run inside a database transaction: callers write results afterwards in short ones.
+
+Tests replace the chat model through `set_chat_model_factory` / `using_chat_model` with LangChain
+fake chat models; everything else here (structured output, attempts, ledger) runs for real.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Sum
+from django.utils import timezone
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_openai import ChatOpenAI
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from duoniche import metrics
+from duoniche.enums import LLMPurpose
+from duoniche.models import LLMCall
+
+logger = logging.getLogger(__name__)
+
+Output = TypeVar("Output", bound=BaseModel)
+
+#: Application-level attempts per logical call (llm.md §2.3); each attempt is a ledger row.
+VALIDATION_ATTEMPTS = 2
+TRANSLATION_ATTEMPTS = 2
+#: Sent as the API key to OpenAI-compatible servers that need the header but ignore its value.
+PLACEHOLDER_API_KEY = "not-needed"
+OPENAI_HOST = "api.openai.com"
+BUDGET_CACHE_SECONDS = 60
+ERROR_MESSAGE_MAX = 500
+
+MODEL_SETTINGS: dict[str, str] = {
+    LLMPurpose.GENERATION: "OPENAI_GENERATION_MODEL_NAME",
+    LLMPurpose.VALIDATION: "OPENAI_VALIDATION_MODEL_NAME",
+    LLMPurpose.ASSESSMENT: "OPENAI_ASSESSOR_MODEL_NAME",
+    LLMPurpose.TRANSLATION: "OPENAI_TRANSLATOR_MODEL_NAME",
+    LLMPurpose.REPORTS: "OPENAI_REPORTS_MODEL_NAME",
+}
+
+
+class LLMError(Exception):
+    """Base of the two errors callers see."""
+
+
+class LLMUnavailable(LLMError):
+    """The purpose is disabled, or the provider could not be reached or answered with an error."""
+
+
+class LLMBadOutput(LLMError):
+    """The model answered, but not with the expected structure."""
+
+
+@dataclass(frozen=True)
+class Prompt(Generic[Output]):
+    """A versioned prompt: `{placeholders}` in both templates, and the schema the model fills.
+
+    Values are inserted verbatim (they are never re-parsed as templates), so untrusted content may
+    contain braces; it belongs in the user template only, wrapped in data tags.
+    """
+
+    id: str
+    version: str
+    system: str
+    user: str
+    output: type[Output]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.id}@{self.version}"
+
+    def messages(self, values: Mapping[str, str]) -> list[BaseMessage]:
+        return [
+            SystemMessage(content=self.system.format_map(values)),
+            HumanMessage(content=self.user.format_map(values)),
+        ]
+
+
+@dataclass(frozen=True)
+class ChatModelConfig:
+    """Everything a chat model is built from; all of it is honoured (Fix: weaknesses #21)."""
+
+    purpose: str
+    model: str
+    api_key: str
+    base_url: str
+    temperature: float | None
+    timeout: float
+    max_retries: int
+
+
+ChatModelFactory = Callable[[ChatModelConfig], BaseChatModel]
+
+
+def openai_chat_model(config: ChatModelConfig) -> BaseChatModel:
+    """`ChatOpenAI` for OpenAI, or for an OpenAI-compatible server when a base URL is set."""
+    kwargs: dict[str, Any] = {
+        "model": config.model,
+        "api_key": SecretStr(config.api_key or PLACEHOLDER_API_KEY),
+        "timeout": config.timeout,
+        "max_retries": config.max_retries,
+    }
+    if config.temperature is not None:  # unset: not sent, for models that reject it
+        kwargs["temperature"] = config.temperature
+    if config.base_url:
+        kwargs["base_url"] = config.base_url
+        kwargs["use_responses_api"] = False
+    return ChatOpenAI(**kwargs)
+
+
+_chat_model_factory: ChatModelFactory = openai_chat_model
+
+
+def set_chat_model_factory(factory: ChatModelFactory | None) -> ChatModelFactory:
+    """Replace how chat models are built (None restores `ChatOpenAI`); returns the previous one."""
+    global _chat_model_factory
+    previous = _chat_model_factory
+    _chat_model_factory = factory or openai_chat_model
+    return previous
+
+
+@contextmanager
+def using_chat_model(factory: ChatModelFactory) -> Iterator[None]:
+    """Build chat models with `factory` inside the block (tests pass LangChain fake models)."""
+    previous = set_chat_model_factory(factory)
+    try:
+        yield
+    finally:
+        set_chat_model_factory(previous)
+
+
+# --- configuration and budget -----------------------------------------------------------------
+
+
+def llm_configured() -> bool:
+    return bool(settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL)
+
+
+def model_name(purpose: str) -> str:
+    """The model for a purpose: its own setting, else `OPENAI_MAIN_MODEL_NAME` ("" if neither)."""
+    own = str(getattr(settings, MODEL_SETTINGS[purpose], "") or "").strip()
+    return own or str(settings.OPENAI_MAIN_MODEL_NAME or "").strip()
+
+
+def chat_model_config(purpose: str) -> ChatModelConfig:
+    return ChatModelConfig(
+        purpose=purpose,
+        model=model_name(purpose),
+        api_key=str(settings.OPENAI_API_KEY or ""),
+        base_url=str(settings.OPENAI_BASE_URL or ""),
+        temperature=settings.OPENAI_TEMPERATURE,
+        timeout=float(settings.OPENAI_REQUEST_TIMEOUT),
+        max_retries=int(settings.OPENAI_MAX_RETRIES),
+    )
+
+
+def chat_model(purpose: str) -> BaseChatModel:
+    """The chat model for `purpose`, built by the current factory."""
+    return _chat_model_factory(chat_model_config(purpose))
+
+
+def provider_host() -> str:
+    """Host of the provider (never credentials or a path), for the ledger."""
+    if not settings.OPENAI_BASE_URL:
+        return OPENAI_HOST
+    try:
+        return urlsplit(str(settings.OPENAI_BASE_URL)).hostname or ""
+    except ValueError:
+        return ""
+
+
+def _utc_midnight(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def spent_today(now: datetime | None = None) -> Decimal:
+    """USD spent since 00:00 UTC (from the ledger, cached for a minute)."""
+    midnight = _utc_midnight(now or timezone.now())
+    key = f"llm:spent:{midnight.date().isoformat()}"
+    cached = cache.get(key)
+    if cached is not None:
+        return Decimal(cached)
+    total = LLMCall.objects.filter(created_at__gte=midnight).aggregate(total=Sum("cost_usd"))
+    spent = total["total"] or Decimal(0)
+    cache.set(key, str(spent), BUDGET_CACHE_SECONDS)
+    return spent
+
+
+def budget_exhausted(now: datetime | None = None) -> bool:
+    budget = settings.LLM_DAILY_BUDGET_USD
+    if not budget or budget <= 0:
+        return False
+    now = now or timezone.now()
+    if spent_today(now) < Decimal(str(budget)):
+        return False
+    day = _utc_midnight(now).date().isoformat()
+    if cache.add(f"llm:budget-warned:{day}", True, int(timedelta(days=1).total_seconds())):
+        logger.warning(
+            "LLM daily budget of %s USD reached; LLM purposes disabled until 00:00 UTC", budget
+        )
+    return True
+
+
+def disabled_reason(purpose: str) -> str | None:
+    """Why `purpose` is disabled, or None when it may call the model."""
+    if not llm_configured():
+        return "no LLM configured"
+    if not model_name(purpose):
+        return f"no model configured for {purpose}"
+    if budget_exhausted():
+        return "daily LLM budget exhausted"
+    return None
+
+
+def purpose_enabled(purpose: str) -> bool:
+    return disabled_reason(purpose) is None
+
+
+# --- cost and ledger --------------------------------------------------------------------------
+
+_unpriced_models: set[str] = set()
+
+
+def _price(model: str) -> dict[str, Any] | None:
+    prices: dict[str, Any] = settings.LLM_PRICES_JSON
+    if model in prices:
+        return dict(prices[model])
+    prefixes = [name for name in prices if model.startswith(name)]
+    if prefixes:
+        return dict(prices[max(prefixes, key=len)])
+    return None
+
+
+def call_cost(model: str, input_tokens: int | None, output_tokens: int | None) -> Decimal | None:
+    """USD for one call from `LLM_PRICES_JSON` (USD per million tokens); None when unknown."""
+    price = _price(model)
+    if price is None:
+        if model not in _unpriced_models:
+            _unpriced_models.add(model)
+            logger.warning("no price for LLM model %s in LLM_PRICES_JSON; cost not recorded", model)
+        return None
+    tokens_cost = Decimal(str(input_tokens or 0)) * Decimal(str(price["input"])) + Decimal(
+        str(output_tokens or 0)
+    ) * Decimal(str(price["output"]))
+    return (tokens_cost / Decimal(1_000_000)).quantize(Decimal("0.000001"))
+
+
+_SECRETS = (
+    (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-***"),
+    (re.compile(r"(?i)\b(bearer\s+)[^\s,;'\"]+"), r"\1***"),
+    (
+        re.compile(r"(?i)\b(api[_-]?key|key|token|secret|password|signature)=([^&\s'\"]+)"),
+        r"\1=***",
+    ),
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://)[^/\s@]+@"), r"\1***@"),
+)
+
+
+def scrub(message: str) -> str:
+    """An error message without credentials (keys, tokens, URL user info), truncated."""
+    api_key = str(settings.OPENAI_API_KEY or "")
+    if len(api_key) >= 4:
+        message = message.replace(api_key, "***")
+    for pattern, replacement in _SECRETS:
+        message = pattern.sub(replacement, message)
+    return message[:ERROR_MESSAGE_MAX]
+
+
+def _usage(raw: Any) -> tuple[int | None, int | None]:
+    usage = getattr(raw, "usage_metadata", None) or {}
+    return usage.get("input_tokens"), usage.get("output_tokens")
+
+
+def _record(
+    *,
+    config: ChatModelConfig,
+    operation: str,
+    prompt_version: str,
+    subject: str,
+    attempt_no: int,
+    started: float,
+    raw: Any,
+    error: BaseException | None,
+) -> None:
+    """One ledger row (autocommit: LLM calls never run inside a transaction) and the metrics."""
+    input_tokens, output_tokens = _usage(raw)
+    cost = call_cost(config.model, input_tokens, output_tokens) if raw is not None else None
+    LLMCall.objects.create(
+        purpose=config.purpose,
+        operation=operation[:64],
+        prompt_version=prompt_version[:32],
+        model=config.model[:100],
+        provider_host=provider_host()[:255],
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        latency_ms=max(int((time.monotonic() - started) * 1000), 0),
+        ok=error is None,
+        error_type=type(error).__name__[:100] if error is not None else "",
+        error_message=scrub(str(error)) if error is not None else "",
+        cost_usd=cost,
+        subject=subject[:64],
+        attempt_no=attempt_no,
+    )
+    labels = {"purpose": config.purpose, "llm_model": config.model}
+    metrics.llm_calls.labels(**labels, outcome="ok" if error is None else "error").inc()
+    if input_tokens:
+        metrics.llm_input_tokens.labels(**labels).inc(input_tokens)
+    if output_tokens:
+        metrics.llm_output_tokens.labels(**labels).inc(output_tokens)
+    if cost:
+        metrics.llm_cost_usd.labels(**labels).inc(float(cost))
+
+
+# --- calls ------------------------------------------------------------------------------------
+
+
+class EmptyStructuredOutput(ValueError):
+    """The model answered without the expected structure."""
+
+
+def structured_call(
+    *,
+    purpose: str,
+    prompt: Prompt[Output],
+    values: Mapping[str, str],
+    subject: str,
+    attempts: int = 1,
+    operation: str | None = None,
+) -> Output:
+    """Ask the model for `prompt.output`, with up to `attempts` tries; one ledger row per try.
+
+    Raises `LLMUnavailable` (disabled purpose, transport or provider error on the last try) or
+    `LLMBadOutput` (no valid structure on the last try).
+    """
+    reason = disabled_reason(purpose)
+    if reason is not None:
+        raise LLMUnavailable(reason)
+    config = chat_model_config(purpose)
+    try:
+        runnable = _chat_model_factory(config).with_structured_output(
+            prompt.output, method=settings.LLM_STRUCTURED_OUTPUT_METHOD, include_raw=True
+        )
+    except Exception as exc:  # a model that cannot be built makes no request: no ledger row
+        raise LLMUnavailable(f"{type(exc).__name__}: {scrub(str(exc))}") from exc
+    messages = prompt.messages(values)
+    failure: LLMError = LLMUnavailable("no attempt made")
+    for attempt_no in range(1, max(attempts, 1) + 1):
+        started = time.monotonic()
+        raw: Any = None
+        error: BaseException | None = None
+        parsed: Any = None
+        try:
+            result: Any = runnable.invoke(messages)
+        except Exception as exc:  # the SDK's transport, timeout and provider errors
+            error = exc
+            failure = LLMUnavailable(f"{type(exc).__name__}: {scrub(str(exc))}")
+        else:
+            raw = result.get("raw")
+            parsed = result.get("parsed")
+            error = result.get("parsing_error")
+            if error is None and parsed is None:
+                error = EmptyStructuredOutput("empty structured output")
+            if error is None and not isinstance(parsed, prompt.output):
+                try:
+                    parsed = prompt.output.model_validate(parsed)
+                except ValidationError as exc:
+                    error = exc
+            if error is not None:
+                failure = LLMBadOutput(f"{type(error).__name__}: {scrub(str(error))}")
+        _record(
+            config=config,
+            operation=operation or prompt.id,
+            prompt_version=prompt.ref,
+            subject=subject,
+            attempt_no=attempt_no,
+            started=started,
+            raw=raw,
+            error=error,
+        )
+        if error is None:
+            return parsed
+        logger.warning(
+            "LLM %s attempt %s/%s failed: %s", prompt.id, attempt_no, attempts, type(error).__name__
+        )
+    raise failure
+
+
+class ValidatorVerdict(BaseModel):
+    """What an answer validator decided (feedback and tags still to be cleaned by the caller)."""
+
+    is_correct: bool
+    feedback: str
+    error_tags: dict[str, list[str]] | None = None
+
+
+def validate_answer(
+    *, prompt: Prompt[Any], values: Mapping[str, str], subject: str
+) -> ValidatorVerdict:
+    """Judge a learner's answer with the validation model (2 attempts).
+
+    `prompt.output` must have `is_correct`, `feedback` and `error_tags`.
+    """
+    parsed = structured_call(
+        purpose=LLMPurpose.VALIDATION,
+        prompt=prompt,
+        values=values,
+        subject=subject,
+        attempts=VALIDATION_ATTEMPTS,
+    )
+    try:
+        verdict = ValidatorVerdict.model_validate(parsed.model_dump())
+    except ValidationError as exc:
+        raise LLMBadOutput(f"{prompt.id} output does not fit a verdict") from exc
+    return verdict
+
+
+def translate_feedback(*, prompt: Prompt[Any], values: Mapping[str, str], subject: str) -> str:
+    """Translate a verdict's feedback with the translation model (2 attempts).
+
+    `prompt.output` must have `translated_text`.
+    """
+    parsed = structured_call(
+        purpose=LLMPurpose.TRANSLATION,
+        prompt=prompt,
+        values=values,
+        subject=subject,
+        attempts=TRANSLATION_ATTEMPTS,
+    )
+    translated = parsed.model_dump().get("translated_text")
+    if not isinstance(translated, str):
+        raise LLMBadOutput(f"{prompt.id} output has no translated_text")
+    return translated

@@ -1,0 +1,68 @@
+"""The validate endpoints of the bot API v1: check an answer and record the attempt."""
+
+from __future__ import annotations
+
+import logging
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from duoniche import metrics
+from duoniche.api.views import BotAPIView, drop_none
+from learning import validate_schemas as schemas
+from learning.validation import attempt_validate
+
+logger = logging.getLogger(__name__)
+
+EXERCISE_ID = OpenApiParameter("exercise_id", int, OpenApiParameter.PATH)
+
+
+def validation_response(
+    *, exercise_id: int, user_id: int, answer: schemas.AnswerObject
+) -> Response:
+    result = attempt_validate(
+        exercise_id=exercise_id,
+        user_id=user_id,
+        answer=answer.model_dump(),
+        now=timezone.now(),
+    )
+    return Response(drop_none({"is_correct": result.is_correct, "feedback": result.feedback}))
+
+
+class ExerciseValidateApi(BotAPIView):
+    path_schema = schemas.ExerciseIdPath
+    body_schema = schemas.ValidateRequest
+
+    @extend_schema(
+        operation_id="exercises_validate",
+        parameters=[EXERCISE_ID],
+        request=schemas.ValidateRequest,
+        responses={200: schemas.ValidationResultSchema},
+    )
+    def post(self, request: Request, exercise_id: str) -> Response:
+        path, _, body = self.validated(request, exercise_id=exercise_id)
+        return validation_response(
+            exercise_id=path.exercise_id, user_id=body.user_id, answer=body.answer
+        )
+
+
+class LegacyExerciseValidateApi(BotAPIView):
+    body_schema = schemas.LegacyValidateRequest
+
+    @extend_schema(
+        operation_id="exercises_validate_legacy",
+        request=schemas.LegacyValidateRequest,
+        responses={200: schemas.ValidationResultSchema},
+        deprecated=True,
+    )
+    def post(self, request: Request) -> Response:
+        _, _, body = self.validated(request)
+        logger.warning(
+            "deprecated endpoint exercises/validate/ called; use {exercise_id}/validate/"
+        )
+        metrics.legacy_endpoint_calls.labels(endpoint="validate").inc()
+        return validation_response(
+            exercise_id=body.exercise_id, user_id=body.user_id, answer=body.answer
+        )

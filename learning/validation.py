@@ -1,0 +1,275 @@
+"""Checking a learner's answer: the validate endpoints' service (bot-api.md §3.9, domain.md §10).
+
+Everything that can fail with a 4xx is checked before the first write. The verdict (which may call
+the LLM) is obtained outside any transaction; then one short transaction records the attempt and
+bumps the counters with `F()`. An LLM failure never surfaces: the deterministic verdict is used and
+the answer is 200 (Fix: the previous service answered 422 or 500 and left a NULL attempt behind).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, OuterRef, Subquery
+
+from duoniche import metrics
+from duoniche.api.errors import ApplicationError
+from duoniche.languages import get_language, shows_cyrillic
+from exercises.answers import (
+    AnswerNotInOptions,
+    AnswerShapeError,
+    CanonicalAnswer,
+    canonical_answer,
+    for_display,
+)
+from exercises.models import Exercise
+from exercises.verdicts import Verdict, verdict_count_attempt, verdict_for_answer
+from learning.effective_settings import valid_overrides
+from learning.models import BotProfile, ExerciseAttempt
+from learning.services import profile_not_found
+
+logger = logging.getLogger(__name__)
+
+#: The duplicate-submission lock lives this long while the first submission is being judged.
+DUPLICATE_LOCK_SECONDS = 150
+DUPLICATE_WAIT_SECONDS = 60.0
+DUPLICATE_POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The response: the verdict and its feedback as this learner reads it."""
+
+    is_correct: bool
+    feedback: str
+
+
+def exercise_not_found(exercise_id: int) -> ApplicationError:
+    return ApplicationError(
+        f"Exercise {exercise_id} does not exist.", code="exercise_not_found", status=404
+    )
+
+
+@dataclass(frozen=True)
+class Learner:
+    """What validation needs of the learner's profile for the exercise's bot."""
+
+    profile_id: int
+    user_language: str
+    alphabet: str | None
+    last_exercise_at: datetime | None
+
+
+def exercise_with_learner(
+    *, exercise_id: int, user_id: int
+) -> tuple[Exercise | None, Learner | None]:
+    """The exercise and the learner's profile for its bot (None when either is missing).
+
+    One statement on the bot's hot path: the profile is found by `(user, bot_id =
+    exercise_language)` through its unique index, in scalar subqueries.
+    """
+    profile = BotProfile.objects.filter(user_id=user_id, bot_id=OuterRef("exercise_language"))
+    row: Any = (
+        Exercise.objects.filter(pk=exercise_id)
+        .annotate(
+            profile_pk=Subquery(profile.values("pk")[:1]),
+            profile_user_language=Subquery(profile.values("user_language")[:1]),
+            profile_settings=Subquery(profile.values("settings")[:1]),
+            profile_last_exercise_at=Subquery(profile.values("last_exercise_at")[:1]),
+            user_custom_settings=Subquery(profile.values("user__custom_settings")[:1]),
+        )
+        .first()
+    )
+    if row is None:
+        return None, None
+    exercise: Exercise = row
+    if row.profile_pk is None:
+        return exercise, None
+    bot_id = exercise.exercise_language
+    overrides = valid_overrides(
+        row.user_custom_settings, user_id=user_id, bot_id=bot_id, source="custom_settings"
+    )
+    overrides.update(
+        valid_overrides(
+            row.profile_settings, user_id=user_id, bot_id=bot_id, source="profile settings"
+        )
+    )
+    alphabet = overrides.get("alphabet")
+    return exercise, Learner(
+        profile_id=row.profile_pk,
+        user_language=row.profile_user_language,
+        alphabet=str(alphabet) if alphabet is not None else None,
+        last_exercise_at=row.profile_last_exercise_at,
+    )
+
+
+def _checked_answer(exercise: Exercise, answer: dict[str, Any]) -> CanonicalAnswer:
+    try:
+        return canonical_answer(
+            exercise_type=exercise.exercise_type,
+            exercise_language=exercise.exercise_language,
+            data=exercise.data,
+            submitted=answer,
+        )
+    except AnswerShapeError:
+        needed = "words" if "words" not in answer else "answer"
+        raise ApplicationError(
+            f"Exercise {exercise.pk} is {exercise.exercise_type}: the answer must give `{needed}`.",
+            code="answer_shape_invalid",
+            status=422,
+        ) from None
+    except AnswerNotInOptions:
+        raise ApplicationError(
+            f"The answer is not one of the options of exercise {exercise.pk}.",
+            code="answer_not_in_options",
+            status=422,
+        ) from None
+
+
+def attempt_validate(
+    *, exercise_id: int, user_id: int, answer: dict[str, Any], now: datetime
+) -> ValidationResult:
+    """Judge and record one answer (`{"exercise_type", "words"}` or `{"exercise_type", "answer"}`).
+
+    Steps in the order of bot-api.md §3.9; the same answer from the same learner within
+    `ASYNC_TASK_CACHE_TTL` returns the earlier result and records nothing.
+    """
+    started = time.monotonic()
+    exercise, learner = exercise_with_learner(exercise_id=exercise_id, user_id=user_id)
+    if exercise is None:
+        raise exercise_not_found(exercise_id)
+    if answer.get("exercise_type") != exercise.exercise_type:
+        raise ApplicationError(
+            f"The answer is for a {answer.get('exercise_type')} exercise, but exercise "
+            f"{exercise.pk} is {exercise.exercise_type}.",
+            code="answer_type_mismatch",
+            status=422,
+        )
+    language = get_language(exercise.exercise_language)
+    if language is None:
+        raise ApplicationError(
+            f"Exercise {exercise.pk} is in {exercise.exercise_language}, which is no longer "
+            "configured.",
+            code="exercise_language_unconfigured",
+            status=500,
+        )
+    if learner is None:
+        raise profile_not_found(user_id, exercise.exercise_language)
+    canonical = _checked_answer(exercise, answer)
+    cyrillic = shows_cyrillic(language, learner.alphabet)
+
+    window_key = f"validate:{user_id}:{exercise.pk}:{canonical.key}"
+    token, earlier = _claim_submission(window_key)
+    if earlier is not None:
+        return ValidationResult(
+            is_correct=bool(earlier["is_correct"]),
+            feedback=for_display(str(earlier["feedback"]), cyrillic=cyrillic),
+        )
+    try:
+        verdict = verdict_for_answer(
+            exercise=exercise,
+            answer=canonical,
+            user_id=user_id,
+            user_language=learner.user_language,
+        )
+        _record_attempt(
+            exercise=exercise,
+            learner=learner,
+            user_id=user_id,
+            submitted=answer,
+            canonical=canonical,
+            verdict=verdict,
+            now=now,
+        )
+    except BaseException:
+        if token is not None and cache.get(window_key) == token:
+            cache.delete(window_key)
+        raise
+    cache.set(
+        window_key,
+        {"is_correct": verdict.is_correct, "feedback": verdict.feedback},
+        settings.ASYNC_TASK_CACHE_TTL,
+    )
+    _observe(exercise, learner=learner, verdict=verdict, now=now, started=started)
+    return ValidationResult(
+        is_correct=verdict.is_correct, feedback=for_display(verdict.feedback, cyrillic=cyrillic)
+    )
+
+
+def _claim_submission(key: str) -> tuple[str | None, dict[str, Any] | None]:
+    """Own the duplicate-submission window `key`, or get the earlier submission's result.
+
+    Returns (our token, None) when this submission is the first; (None, result) when an identical
+    one was judged within the window. A concurrent identical submission still being judged is
+    waited for (poll 250 ms, up to 60 s); after that this one goes ahead on its own.
+    """
+    token = f"pending:{uuid.uuid4().hex}"
+    deadline = time.monotonic() + DUPLICATE_WAIT_SECONDS
+    while True:
+        if cache.add(key, token, DUPLICATE_LOCK_SECONDS):
+            return token, None
+        value = cache.get(key)
+        if isinstance(value, dict):
+            return None, value
+        if time.monotonic() >= deadline:
+            logger.warning("gave up waiting for the identical submission %s", key)
+            return None, None
+        time.sleep(DUPLICATE_POLL_SECONDS)
+
+
+def _record_attempt(
+    *,
+    exercise: Exercise,
+    learner: Learner,
+    user_id: int,
+    submitted: dict[str, Any],
+    canonical: CanonicalAnswer,
+    verdict: Verdict,
+    now: datetime,
+) -> ExerciseAttempt:
+    """One short transaction: the attempt with a copy of its verdict, and the counters."""
+    original = {key: submitted[key] for key in canonical.answer if key in submitted}
+    # No savepoint: at the top of a request this is the whole transaction, and nothing in it is
+    # retried after an error.
+    with transaction.atomic(savepoint=False):
+        attempt = ExerciseAttempt.objects.create(
+            user_id=user_id,
+            exercise_id=exercise.pk,
+            verdict_id=verdict.verdict_id,
+            answer=original,
+            answer_text=canonical.text,
+            answer_key=canonical.key,
+            is_correct=verdict.is_correct,
+            feedback=verdict.feedback,
+            error_tags=verdict.error_tags,
+            created_at=now,
+        )
+        verdict_count_attempt(exercise_id=exercise.pk, verdict_id=verdict.verdict_id)
+        if not verdict.is_correct:
+            BotProfile.objects.filter(pk=learner.profile_id).update(
+                errors_count_in_set=F("errors_count_in_set") + 1
+            )
+    return attempt
+
+
+def _observe(
+    exercise: Exercise, *, learner: Learner, verdict: Verdict, now: datetime, started: float
+) -> None:
+    labels = {"exercise_type": exercise.exercise_type, "level": exercise.language_level}
+    metrics.exercise_attempt.labels(**labels).inc()
+    served_at = learner.last_exercise_at
+    if served_at is not None and served_at <= now:
+        metrics.exercise_time_for_attempt.labels(**labels).observe(
+            (now - served_at).total_seconds()
+        )
+    if not verdict.is_correct:
+        metrics.exercise_error.labels(**labels).inc()
+    metrics.exercise_validation_time.labels(**labels).observe(time.monotonic() - started)
