@@ -113,7 +113,8 @@ def exercise_pick_random(
     where = " AND ".join(conditions)
     columns = ", ".join(f"e.{column}" for column in _PICK_COLUMNS)
     table = Exercise._meta.db_table
-    branch = f"SELECT {columns} FROM {table} e WHERE {where} AND e.random_key {{}} %s " + (
+    # Only identifiers of ours and fixed fragments are formatted in; every value is a parameter.
+    branch = f"SELECT {columns} FROM {table} e WHERE {where} AND e.random_key {{}} %s " + (  # noqa: S608
         "ORDER BY e.random_key LIMIT 1"
     )
     sql = f"({branch.format('>=')}) UNION ALL ({branch.format('<')}) LIMIT 1"

@@ -454,7 +454,7 @@ def exercise_select(
     level = _pick_level(profile.language_level)
     exercise_type = _pick_type(learning, language)
     seen = SqlCondition(
-        f"EXISTS (SELECT 1 FROM {ExerciseAttempt._meta.db_table} a "
+        f"EXISTS (SELECT 1 FROM {ExerciseAttempt._meta.db_table} a "  # noqa: S608 (a table name)
         "WHERE a.user_id = %s AND a.exercise_id = e.id)",
         (profile.user_id,),
     )
