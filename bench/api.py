@@ -66,12 +66,13 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
 
 def reset_database(url: str) -> None:
     import psycopg
+    from psycopg import sql
 
-    name = url.rsplit("/", 1)[1]
+    name = sql.Identifier(url.rsplit("/", 1)[1])
     admin_url = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
 
 def exercise_data(exercise_type: str, language: str, n: int) -> tuple[dict[str, Any], dict]:
