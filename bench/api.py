@@ -43,6 +43,7 @@ TOPICS = [
     "culture", "dating", "wine", "digital_life", "public_services",
 ]  # fmt: skip
 LEVELS = ["A1", "A2", "A2", "A2", "B1", "B2"]
+KINDS = ["healthz", "next-action", "validate", "put-users"]
 
 
 # --- seeding ----------------------------------------------------------------------------------
@@ -135,12 +136,16 @@ def seed_exercises(start: int, count: int) -> None:
             batch, answers = [], []
 
 
-def seed(args: argparse.Namespace) -> None:
+def setup_django(args: argparse.Namespace) -> None:
     import django
 
     os.environ.update(server_env(args))
     sys.path.insert(0, str(ROOT))
     django.setup()
+
+
+def seed(args: argparse.Namespace) -> None:
+    setup_django(args)
     from django.db import connection
 
     from exercises.models import Exercise
@@ -373,20 +378,33 @@ def main() -> None:
     parser.add_argument("--exercises", type=int, default=20_000)
     parser.add_argument("--exercises-large", type=int, default=200_000)
     parser.add_argument("--attempts", type=int, default=200_000)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the database of a previous run (no seeding)"
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=KINDS, default=KINDS, help="endpoints to measure"
+    )
     args = parser.parse_args()
     random.seed(7)
 
     env = server_env(args)
-    reset_database(args.database_url)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=False,
                    capture_output=True)  # fmt: skip
-    seed(args)
+    if args.reuse:
+        setup_django(args)
+    else:
+        reset_database(args.database_url)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+        )
+        seed(args)
     plan = request_plan()
     print(f"\n{args.clients} clients, {args.seconds:.0f} s per endpoint\n", flush=True)
-    kinds = ["healthz", "next-action", "validate", "put-users"]
+    kinds = ["healthz", *[kind for kind in args.only if kind != "healthz"]]
     for workers in args.workers:
         measure(args, plan, workers, kinds)
+    if args.reuse:
+        return
     grow_bank(args)
     for workers in args.workers:
         measure(args, plan, workers, ["next-action"], suffix=f" @{args.exercises_large}")

@@ -8,6 +8,7 @@ the answer is 200 (Fix: the previous service answered 422 or 500 and left a NULL
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -17,8 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db import connection, transaction
+from django.db.models import F
 
 from duoniche import metrics
 from duoniche.api.errors import ApplicationError
@@ -33,7 +34,7 @@ from exercises.answers import (
 from exercises.models import Exercise
 from exercises.verdicts import Verdict, verdict_count_attempt, verdict_for_answer
 from learning.effective_settings import valid_overrides
-from learning.models import BotProfile, ExerciseAttempt
+from learning.models import BotProfile, ExerciseAttempt, TelegramUser
 from learning.services import profile_not_found
 
 logger = logging.getLogger(__name__)
@@ -68,47 +69,70 @@ class Learner:
     last_exercise_at: datetime | None
 
 
+_EXERCISE_COLUMNS = (
+    "id",
+    "exercise_type",
+    "exercise_language",
+    "language_level",
+    "topic",
+    "data",
+    "grammar_tags",
+)
+
+
 def exercise_with_learner(
     *, exercise_id: int, user_id: int
 ) -> tuple[Exercise | None, Learner | None]:
     """The exercise and the learner's profile for its bot (None when either is missing).
 
-    One statement on the bot's hot path: the profile is found by `(user, bot_id =
-    exercise_language)` through its unique index, in scalar subqueries.
+    One statement on the bot's hot path: the profile is joined by `(user, bot_id =
+    exercise_language)` through its unique index. Written out (parameterised) because the
+    ORM's compilation of this join cost more than running it.
     """
-    profile = BotProfile.objects.filter(user_id=user_id, bot_id=OuterRef("exercise_language"))
-    row: Any = (
-        Exercise.objects.filter(pk=exercise_id)
-        .annotate(
-            profile_pk=Subquery(profile.values("pk")[:1]),
-            profile_user_language=Subquery(profile.values("user_language")[:1]),
-            profile_settings=Subquery(profile.values("settings")[:1]),
-            profile_last_exercise_at=Subquery(profile.values("last_exercise_at")[:1]),
-            user_custom_settings=Subquery(profile.values("user__custom_settings")[:1]),
-        )
-        .first()
+    columns = ", ".join(f"e.{column}" for column in _EXERCISE_COLUMNS)
+    exercise_table = Exercise._meta.db_table
+    profile_table = BotProfile._meta.db_table
+    user_table = TelegramUser._meta.db_table
+    statement = (
+        f"SELECT {columns}, p.id, p.user_language, p.settings, p.last_exercise_at, "  # noqa: S608
+        f"u.custom_settings FROM {exercise_table} e "
+        f"LEFT JOIN {profile_table} p ON p.user_id = %s AND p.bot_id = e.exercise_language "
+        f"LEFT JOIN {user_table} u ON u.id = p.user_id WHERE e.id = %s"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [user_id, exercise_id])
+        row = cursor.fetchone()
     if row is None:
         return None, None
-    exercise: Exercise = row
-    if row.profile_pk is None:
+    values = [_json(value) if column in ("data", "grammar_tags") else value
+              for column, value in zip(_EXERCISE_COLUMNS, row, strict=False)]  # fmt: skip
+    exercise = Exercise.from_db(connection.alias, list(_EXERCISE_COLUMNS), values)
+    profile_pk, user_language, settings_json, last_exercise_at, custom_json = row[
+        len(_EXERCISE_COLUMNS) :
+    ]
+    if profile_pk is None:
         return exercise, None
     bot_id = exercise.exercise_language
     overrides = valid_overrides(
-        row.user_custom_settings, user_id=user_id, bot_id=bot_id, source="custom_settings"
+        _json(custom_json), user_id=user_id, bot_id=bot_id, source="custom_settings"
     )
     overrides.update(
         valid_overrides(
-            row.profile_settings, user_id=user_id, bot_id=bot_id, source="profile settings"
+            _json(settings_json), user_id=user_id, bot_id=bot_id, source="profile settings"
         )
     )
     alphabet = overrides.get("alphabet")
     return exercise, Learner(
-        profile_id=row.profile_pk,
-        user_language=row.profile_user_language,
+        profile_id=profile_pk,
+        user_language=user_language,
         alphabet=str(alphabet) if alphabet is not None else None,
-        last_exercise_at=row.profile_last_exercise_at,
+        last_exercise_at=last_exercise_at,
     )
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column read through a plain cursor (Django leaves it as text)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _checked_answer(exercise: Exercise, answer: dict[str, Any]) -> CanonicalAnswer:
