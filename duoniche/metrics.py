@@ -52,6 +52,44 @@ llm_output_tokens = Counter(
 )
 llm_calls = Counter("backend_llm_calls", "LLM calls", ("purpose", "llm_model", "outcome"))
 llm_cost_usd = Counter("backend_llm_cost_usd", "LLM spend in USD", ("purpose", "llm_model"))
+llm_budget_exhausted = Gauge(
+    "backend_llm_budget_exhausted",
+    "1 while the daily LLM budget is exhausted",
+    multiprocess_mode="mostrecent",
+)
+exercise_created = Counter("backend_exercise_created", "Exercises generated", G)
+exercise_rejected = Counter("backend_exercise_rejected", "Exercises rejected by the assessor", G)
+exercise_creation_time = Histogram(
+    "backend_exercise_creation_time_seconds", "Generation duration", G
+)
+exercise_verification_time = Histogram(
+    "backend_exercise_verification_time_seconds", "Assessment duration", G
+)
+exercise_verified = Counter("backend_exercise_verified", "Assessments done", G)
+job_runs = Counter("backend_job_runs", "Periodic job runs", ("job", "outcome"))
+job_duration = Histogram("backend_job_duration_seconds", "Periodic job duration", ("job",))
+job_last_success = Gauge(
+    "backend_job_last_success_timestamp_seconds",
+    "When each job last succeeded",
+    ("job",),
+    multiprocess_mode="mostrecent",
+)
+notification_enqueue_attempt = Counter(
+    "backend_notification_enqueue_attempt", "Notifications to enqueue", ("notification_type",)
+)
+notification_enqueue_success = Counter(
+    "backend_notification_enqueue_success", "Notifications enqueued", ("notification_type",)
+)
+notification_enqueue_failure = Counter(
+    "backend_notification_enqueue_failure",
+    "Notifications that failed to enqueue",
+    ("reason", "notification_type"),
+)
+notification_enqueue_duration = Histogram(
+    "backend_notification_enqueue_duration_seconds",
+    "Time to enqueue a notification",
+    ("notification_type",),
+)
 legacy_endpoint_calls = Counter(
     "backend_legacy_endpoint_calls", "Calls to deprecated endpoints", ("endpoint",)
 )
