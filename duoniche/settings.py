@@ -351,6 +351,12 @@ if not all(
 ):
     raise ImproperlyConfigured("TTS_VOICES_JSON must map each bot id to a list of voice names.")
 TTS_COOLDOWN_SECONDS = env.int("TTS_COOLDOWN_SECONDS", default=3600)
+#: Cloud Text-to-Speech endpoint override (REST); empty means Google's. Tests use a loopback fake.
+GOOGLE_TTS_ENDPOINT = env.str("GOOGLE_TTS_ENDPOINT", default="")
+#: The Bulgarian dictionary page that redirects to a random stressed headword (llm.md §7.5).
+ACCENT_DICTIONARY_RANDOM_URL = env.str(
+    "ACCENT_DICTIONARY_RANDOM_URL", default="https://rechnik.chitanka.info/random"
+)
 
 TELEGRAM_BOT_TOKENS_JSON: dict[str, str] = _json(
     _aliased("TELEGRAM_BOT_TOKENS_JSON", "TELEGRAM_UPLOAD_BOT_TOKENS_JSON"), {}, dict
