@@ -1,4 +1,4 @@
-"""Shared fixtures: a clean Redis cache per test and the factories registered for every test."""
+"""Shared fixtures: a clean Redis cache per test, and a scripted LLM for the tests that need one."""
 
 from __future__ import annotations
 
@@ -7,9 +7,22 @@ from collections.abc import Iterator
 import pytest
 from django.core.cache import cache
 
+from duoniche import llm
+from tests.fakes.llm import ScriptedChatModel
+
 
 @pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def fake_llm(settings) -> Iterator[ScriptedChatModel]:
+    """An LLM configured in settings, answered by a `ScriptedChatModel` (set its `script`)."""
+    settings.OPENAI_API_KEY = "test"
+    settings.OPENAI_MAIN_MODEL_NAME = "fake-model"
+    model = ScriptedChatModel()
+    with llm.using_chat_model(lambda config: model):
+        yield model

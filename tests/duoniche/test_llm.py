@@ -16,7 +16,7 @@ from exercises.prompts.translate import TRANSLATE_FEEDBACK
 from exercises.prompts.validate import VALIDATE_CHOOSE_SENTENCE, VALIDATE_FILL_IN_THE_BLANK
 
 # The scripted fake chat model shared with the validate tests.
-from tests.learning.conftest import ScriptedChatModel
+from tests.fakes.llm import ScriptedChatModel
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Fixtures for the validate tests: a scripted LangChain chat model behind `duoniche.llm`'s seam.
+"""A scripted LangChain chat model, the fake behind `duoniche.llm`'s seam for unit tests.
 
 `ScriptedChatModel` is a real `BaseChatModel`: the boundary wraps it with LangChain's own
 `with_structured_output` (tool calling through `bind_tools`), so parsing, the not-None guard,
@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
-
-from duoniche import llm
 
 USAGE = {"input_tokens": 120, "output_tokens": 30, "total_tokens": 150}
 
@@ -71,13 +67,3 @@ class ScriptedChatModel(BaseChatModel):
         else:
             message = AIMessage(content=str(entry), usage_metadata=USAGE)
         return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-@pytest.fixture
-def fake_llm(settings) -> Iterator[ScriptedChatModel]:
-    """An LLM configured in settings, answered by a `ScriptedChatModel` (set its `script`)."""
-    settings.OPENAI_API_KEY = "test"
-    settings.OPENAI_MAIN_MODEL_NAME = "fake-model"
-    model = ScriptedChatModel()
-    with llm.using_chat_model(lambda config: model):
-        yield model
