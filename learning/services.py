@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from duoniche import metrics
@@ -36,6 +36,7 @@ from duoniche.languages import (
     latin_to_cyrillic,
     shows_cyrillic,
 )
+from duoniche.rows import instance_from_row, select_list, update_row
 from duoniche.texts import render, render_variant
 from exercises.content import map_texts, public_data
 from exercises.models import Exercise
@@ -261,10 +262,27 @@ def profile_reset_session(*, profile: BotProfile, now: datetime) -> list[str]:
     ]
 
 
+def _select_locked_profile(*, user_id: int, bot_id: str) -> BotProfile | None:
+    """The profile row locked for this request, with its user, in one statement."""
+    profile_fields = len(BotProfile._meta.concrete_fields)
+    statement = (
+        f"SELECT {select_list(BotProfile, 'p')}, {select_list(TelegramUser, 'u')} "  # noqa: S608
+        f"FROM {BotProfile._meta.db_table} p JOIN {TelegramUser._meta.db_table} u "
+        "ON u.id = p.user_id WHERE p.user_id = %s AND p.bot_id = %s FOR UPDATE OF p"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [user_id, bot_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    profile = instance_from_row(BotProfile, row[:profile_fields])
+    profile.user = instance_from_row(TelegramUser, row[profile_fields:])
+    return profile
+
+
 def _locked_profile(*, user_id: int, bot_id: str) -> BotProfile:
     """The profile row, locked, with its user; created (race-safe) if the user has none yet."""
-    locked = BotProfile.objects.select_for_update(of=("self",)).select_related("user")
-    profile = locked.filter(user_id=user_id, bot_id=bot_id).first()
+    profile = _select_locked_profile(user_id=user_id, bot_id=bot_id)
     if profile is not None:
         return profile
     user = TelegramUser.objects.filter(pk=user_id).first()
@@ -274,7 +292,9 @@ def _locked_profile(*, user_id: int, bot_id: str) -> BotProfile:
     code = data.get("language_code")
     language = code if isinstance(code, str) and code else settings.DEFAULT_USER_LANGUAGE
     _get_or_create_profile(user=user, bot_id=bot_id, user_language=language)
-    return locked.get(user_id=user_id, bot_id=bot_id)
+    profile = _select_locked_profile(user_id=user_id, bot_id=bot_id)
+    assert profile is not None  # just created or found, and profiles are never deleted here
+    return profile
 
 
 def _candidate_streak(profile: BotProfile, now: datetime) -> int:
@@ -303,7 +323,7 @@ def profile_next_action(*, user_id: int, bot_id: str, now: datetime) -> NextActi
         profile = _locked_profile(user_id=user_id, bot_id=bot_id)
         result = _next_action(profile=profile, language=language, now=now)
         if result.changed:
-            profile.save(update_fields=[*dict.fromkeys(result.changed), "updated_at"])
+            update_row(profile, [*result.changed, "updated_at"])
     return result
 
 
