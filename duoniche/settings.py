@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from botocore.config import Config as BotocoreConfig
 from django.core.exceptions import ImproperlyConfigured
 
 from duoniche.durations import parse_duration_setting
@@ -283,7 +284,7 @@ CLOUDFLARE_R2_ACCOUNT_ID = env.str("CLOUDFLARE_R2_ACCOUNT_ID", default="")
 AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or (
     f"https://{CLOUDFLARE_R2_ACCOUNT_ID}.r2.cloudflarestorage.com"
     if CLOUDFLARE_R2_ACCOUNT_ID
-    else ""
+    else None  # None, not "": boto3 refuses an empty endpoint
 )
 AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="auto")
 AWS_S3_SIGNATURE_VERSION = env.str("AWS_S3_SIGNATURE_VERSION", default="s3v4")
@@ -293,10 +294,13 @@ AWS_LOCATION = env.str("AWS_LOCATION", default="")
 AWS_DEFAULT_ACL = None
 AWS_S3_FILE_OVERWRITE = False
 AWS_QUERYSTRING_AUTH = False
-AWS_S3_CLIENT_CONFIG_KWARGS = {
-    "request_checksum_calculation": "when_required",
-    "response_checksum_validation": "when_required",
-}
+# django-storages uses this client config as a whole, so the signature version lives in it too.
+# Checksums only when required: R2 and other S3-compatible stores reject the newer defaults.
+AWS_S3_CLIENT_CONFIG = BotocoreConfig(
+    signature_version=AWS_S3_SIGNATURE_VERSION,
+    request_checksum_calculation="when_required",
+    response_checksum_validation="when_required",
+)
 USE_S3_STORAGE = bool(AWS_ACCESS_KEY_ID)
 
 STORAGES: dict[str, dict[str, Any]] = {
