@@ -30,6 +30,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
@@ -209,11 +210,12 @@ def spent_today(now: datetime | None = None) -> Decimal:
 
 
 def budget_exhausted(now: datetime | None = None) -> bool:
+    """Whether today's spend reached `LLM_DAILY_BUDGET_USD`; keeps the budget gauge up to date."""
     budget = settings.LLM_DAILY_BUDGET_USD
-    if not budget or budget <= 0:
-        return False
     now = now or timezone.now()
-    if spent_today(now) < Decimal(str(budget)):
+    exhausted = bool(budget and budget > 0 and spent_today(now) >= Decimal(str(budget)))
+    metrics.llm_budget_exhausted.set(1 if exhausted else 0)
+    if not exhausted:
         return False
     day = _utc_midnight(now).date().isoformat()
     if cache.add(f"llm:budget-warned:{day}", True, int(timedelta(days=1).total_seconds())):
@@ -293,6 +295,35 @@ def _usage(raw: Any) -> tuple[int | None, int | None]:
     return usage.get("input_tokens"), usage.get("output_tokens")
 
 
+def _error_usage(error: BaseException) -> tuple[int | None, int | None] | None:
+    """Token usage of a response the SDK received but could not parse (None if there was none).
+
+    With `json_schema` the OpenAI SDK parses the content itself and raises before LangChain sees
+    the message; LangChain attaches the HTTP response to the exception, whose body has `usage`.
+    """
+    response = getattr(error, "response", None)
+    if response is None or getattr(response, "status_code", None) != 200:
+        return None
+    try:
+        usage = response.json().get("usage") or {}
+    except Exception:  # an unreadable body: no usage to record
+        return None
+    input_tokens, output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return (
+        input_tokens if isinstance(input_tokens, int) else None,
+        output_tokens if isinstance(output_tokens, int) else None,
+    )
+
+
+def _is_bad_output(error: BaseException) -> bool:
+    """Whether an exception raised during the request is about the model's output.
+
+    The SDK validates `json_schema` content against the schema while reading the response, so
+    unparsable or invalid output can surface as an exception of the call itself.
+    """
+    return isinstance(error, ValidationError | OutputParserException)
+
+
 def _record(
     *,
     config: ChatModelConfig,
@@ -301,12 +332,15 @@ def _record(
     subject: str,
     attempt_no: int,
     started: float,
-    raw: Any,
+    usage: tuple[int | None, int | None] | None,
     error: BaseException | None,
 ) -> None:
-    """One ledger row (autocommit: LLM calls never run inside a transaction) and the metrics."""
-    input_tokens, output_tokens = _usage(raw)
-    cost = call_cost(config.model, input_tokens, output_tokens) if raw is not None else None
+    """One ledger row (autocommit: LLM calls never run inside a transaction) and the metrics.
+
+    `usage` is None when no response arrived (then there is no cost either).
+    """
+    input_tokens, output_tokens = usage or (None, None)
+    cost = call_cost(config.model, input_tokens, output_tokens) if usage is not None else None
     LLMCall.objects.create(
         purpose=config.purpose,
         operation=operation[:64],
@@ -368,20 +402,30 @@ def structured_call(
     failure: LLMError = LLMUnavailable("no attempt made")
     for attempt_no in range(1, max(attempts, 1) + 1):
         started = time.monotonic()
-        raw: Any = None
+        usage: tuple[int | None, int | None] | None = None
         error: BaseException | None = None
         parsed: Any = None
         try:
             result: Any = runnable.invoke(messages)
-        except Exception as exc:  # the SDK's transport, timeout and provider errors
+        except Exception as exc:  # the SDK's transport, timeout, provider and parsing errors
             error = exc
-            failure = LLMUnavailable(f"{type(exc).__name__}: {scrub(str(exc))}")
+            if _is_bad_output(exc):
+                usage = _error_usage(exc)
+                failure = LLMBadOutput(f"{type(exc).__name__}: {scrub(str(exc))}")
+            else:
+                failure = LLMUnavailable(f"{type(exc).__name__}: {scrub(str(exc))}")
         else:
             raw = result.get("raw")
+            usage = _usage(raw) if raw is not None else None
             parsed = result.get("parsed")
             error = result.get("parsing_error")
             if error is None and parsed is None:
-                error = EmptyStructuredOutput("empty structured output")
+                invalid = getattr(raw, "invalid_tool_calls", None)  # unparsable tool arguments
+                error = EmptyStructuredOutput(
+                    "tool call arguments are not valid JSON"
+                    if invalid
+                    else "empty structured output"
+                )
             if error is None and not isinstance(parsed, prompt.output):
                 try:
                     parsed = prompt.output.model_validate(parsed)
@@ -396,7 +440,7 @@ def structured_call(
             subject=subject,
             attempt_no=attempt_no,
             started=started,
-            raw=raw,
+            usage=usage,
             error=error,
         )
         if error is None:

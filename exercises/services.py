@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from duoniche.enums import ExerciseSource, ExerciseType
+from duoniche.enums import ExerciseSource, ExerciseStatus, ExerciseType, ReviewSource
 from exercises.bank import BankItem
 from exercises.content import answer_text, text_hash
-from exercises.models import Exercise, ExerciseAnswer
+from exercises.drafts import Draft
+from exercises.models import Exercise, ExerciseAnswer, ExerciseReview
 
 
 @transaction.atomic
@@ -172,3 +173,63 @@ def _update_from_item(exercise: Exercise, item: BankItem, now: datetime) -> bool
             feedback=item.data["meaning"] or "", updated_at=now
         )
     return True
+
+
+class DuplicateExercise(Exception):
+    """An exercise with the same content hash already exists (nothing was saved)."""
+
+
+@transaction.atomic
+def exercise_save_generated(
+    *,
+    draft: Draft,
+    status: str,
+    content_hash: str,
+    issues: Sequence[str],
+    analysis: dict[str, Any] | None,
+    now: datetime,
+) -> Exercise:
+    """Save a generated exercise with its reference verdict and the assessor's review, together.
+
+    The reference verdict is `created_by="LLM"`. With `analysis` (every type but choose_accent),
+    an `ExerciseReview` (source `generation_assessor`) records it; a rejected exercise also gets a
+    `comments` line with the UTC time and the issues. Raises `DuplicateExercise` when the content
+    hash exists (the transaction is rolled back to before the insert).
+    """
+    try:
+        with transaction.atomic():  # savepoint: a duplicate leaves the caller's transaction usable
+            exercise = exercise_create(
+                exercise_type=draft.exercise_type,
+                exercise_language=draft.exercise_language,
+                language_level=draft.language_level,
+                topic=draft.topic,
+                data=draft.data,
+                correct_answer=draft.correct_answer,
+                grammar_tags=draft.grammar_tags,
+                status=status,
+                persona=draft.persona,
+                content_hash=content_hash,
+                source=ExerciseSource.GENERATED,
+                created_by="LLM",
+                now=now,
+            )
+    except IntegrityError as exc:
+        if Exercise.objects.filter(content_hash=content_hash).exists():
+            raise DuplicateExercise(content_hash) from exc
+        raise
+    if analysis is not None:
+        ExerciseReview.objects.create(
+            exercise=exercise,
+            created_at=now,
+            source=ReviewSource.GENERATION_ASSESSOR,
+            previous_status=status,
+            new_status=status,
+            analysis=analysis,
+            note=", ".join(issues),
+        )
+    if status == ExerciseStatus.REJECTED_BY_ASSESSOR:
+        timestamp = now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        line = f"{timestamp} quality_assessor: {', '.join(issues)}"
+        exercise.comments = f"{exercise.comments}\n{line}" if exercise.comments else line
+        exercise.save(update_fields=["comments", "updated_at"])
+    return exercise
