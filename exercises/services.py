@@ -233,3 +233,51 @@ def exercise_save_generated(
         exercise.comments = f"{exercise.comments}\n{line}" if exercise.comments else line
         exercise.save(update_fields=["comments", "updated_at"])
     return exercise
+
+
+#: Leaving one of these statuses means a review finished (quality stats restart after it, Fix 15).
+REVIEW_STATUSES = frozenset({ExerciseStatus.PENDING_REVIEW, ExerciseStatus.PENDING_ADMIN_REVIEW})
+
+
+def exercise_change_status(
+    *,
+    exercise_id: int,
+    new_status: str,
+    source: str,
+    now: datetime,
+    note: str = "",
+    stats: dict[str, Any] | None = None,
+    analysis: dict[str, Any] | None = None,
+    expected_status: str | None = None,
+) -> ExerciseReview | None:
+    """Move an exercise to `new_status` and record the decision as an `ExerciseReview`.
+
+    The one write path for status changes by jobs (quality monitor, review processor) and staff.
+    With `expected_status`, nothing happens unless the exercise is still in it (a concurrent
+    decision won); returns None then. Stamps `status_changed_at`, and `last_reviewed_at` when the
+    exercise leaves a review status. A decision that keeps the status is still recorded.
+    """
+    with transaction.atomic():
+        exercise = Exercise.objects.select_for_update().filter(pk=exercise_id).first()
+        if exercise is None or (expected_status is not None and exercise.status != expected_status):
+            return None
+        previous = exercise.status
+        fields = ["updated_at"]
+        if new_status != previous:
+            exercise.status = new_status
+            exercise.status_changed_at = now
+            fields += ["status", "status_changed_at"]
+        if previous in REVIEW_STATUSES and new_status not in REVIEW_STATUSES:
+            exercise.last_reviewed_at = now
+            fields.append("last_reviewed_at")
+        exercise.save(update_fields=fields)
+        return ExerciseReview.objects.create(
+            exercise=exercise,
+            created_at=now,
+            source=source,
+            previous_status=previous,
+            new_status=exercise.status,
+            stats=stats or {},
+            analysis=analysis or {},
+            note=note,
+        )
