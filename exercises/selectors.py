@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from django.apps import apps
+from django.conf import settings
 from django.db import connection
-from django.db.models import Prefetch
+from django.db.models import (
+    Count,
+    DateTimeField,
+    FloatField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce
 
 from duoniche.enums import ExerciseStatus
 from exercises.bank import bank_item_from_exercise
-from exercises.models import Exercise, ExerciseAnswer
+from exercises.models import Exercise, ExerciseAnswer, ExerciseReview
 
 
 def exercises_for_export(
@@ -128,3 +145,150 @@ def exercise_pick_random(
     if isinstance(values[-1], str):
         values[-1] = json.loads(values[-1])
     return Exercise.from_db(connection.alias, list(_PICK_COLUMNS), values)
+
+
+# --- Moderation (the admin's exercise page and queue) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeightedErrorRate:
+    """Rating-weighted attempts since the last review (jobs.md §4.2 steps 2–3)."""
+
+    attempts: int
+    weighted_total: float
+    weighted_incorrect: float
+
+    @property
+    def rate(self) -> float | None:
+        return self.weighted_incorrect / self.weighted_total if self.weighted_total else None
+
+
+def attempt_weight(*, bot_id: Any) -> Coalesce:
+    """An attempt's weight: its learner's profile rating in `bot_id`, or the default rating.
+
+    `bot_id` is a value or an `OuterRef` to the exercise's language. The profile model is looked up
+    by name: this app never imports `learning`.
+    """
+    profiles = apps.get_model("learning", "BotProfile").objects.filter(
+        user=OuterRef("user"), bot_id=bot_id
+    )
+    return Coalesce(
+        Subquery(profiles.values("rating")[:1], output_field=FloatField()),
+        Value(float(settings.QUALITY_DEFAULT_RATING)),
+        output_field=FloatField(),
+    )
+
+
+def attempts_weighted_error_rate(
+    *, attempts: QuerySet[Any], exercise_language: str, since: datetime | None
+) -> WeightedErrorRate:
+    """The weighted error rate of `attempts` (an exercise's `attempts` reverse relation).
+
+    Only attempts after `since` (the exercise's `last_reviewed_at`) count, as in the quality
+    monitor. One aggregate query.
+    """
+    if since is not None:
+        attempts = attempts.filter(created_at__gt=since)
+    weight = attempt_weight(bot_id=exercise_language)
+    totals = attempts.aggregate(
+        count=Count("pk"),
+        total=Sum(weight),
+        incorrect=Sum(weight, filter=Q(is_correct=False)),
+    )
+    return WeightedErrorRate(
+        attempts=totals["count"],
+        weighted_total=float(totals["total"] or 0.0),
+        weighted_incorrect=float(totals["incorrect"] or 0.0),
+    )
+
+
+def exercises_with_moderation_columns(queryset: QuerySet[Exercise]) -> QuerySet[Exercise]:
+    """`queryset` annotated for the moderation queue, still one query per page.
+
+    `error_rate`: the weighted error rate of the attempts since `last_reviewed_at` (None without
+    any); `assessor_action` / `assessor_revision`: `suggested_action` and `suggested_revision` of
+    the latest review that carries an assessor suggestion.
+    """
+    attempt_model = Exercise._meta.get_field("attempts").related_model
+    weight = attempt_weight(bot_id=OuterRef(OuterRef("exercise_language")))
+    since = Coalesce(
+        OuterRef("last_reviewed_at"),
+        Value(datetime.min.replace(tzinfo=UTC)),
+        output_field=DateTimeField(),
+    )
+    attempts = (
+        attempt_model.objects.filter(exercise=OuterRef("pk"), created_at__gt=since)  # type: ignore[union-attr]
+        .order_by()
+        .values("exercise")
+    )
+    rate = attempts.annotate(
+        rate=Sum(weight, filter=Q(is_correct=False), default=0.0) / Sum(weight)
+    ).values("rate")
+    suggestions = ExerciseReview.objects.filter(
+        exercise=OuterRef("pk"), analysis__has_key="suggested_action"
+    ).order_by("-created_at", "-pk")
+    return queryset.annotate(
+        error_rate=Subquery(rate, output_field=FloatField()),
+        assessor_action=Subquery(
+            suggestions.annotate(value=KT("analysis__suggested_action")).values("value")[:1]
+        ),
+        assessor_revision=Subquery(
+            suggestions.annotate(value=KT("analysis__suggested_revision")).values("value")[:1]
+        ),
+    )
+
+
+@dataclass
+class AnswerRow:
+    """One distinct answer on the exercise page: who gave it and how it is judged."""
+
+    answer_text: str
+    answer: dict[str, Any] | None = None
+    learners: int = 0
+    attempts: int = 0
+    correct_attempts: int = 0
+    verdicts: list[ExerciseAnswer] = dataclasses.field(default_factory=list)
+
+    @property
+    def is_correct(self) -> bool | None:
+        """The stored judgement (a correct verdict wins, as in reuse), else the attempts'."""
+        if self.verdicts:
+            return any(verdict.is_correct for verdict in self.verdicts)
+        if self.attempts:
+            return self.correct_attempts == self.attempts
+        return None
+
+    @property
+    def is_reference(self) -> bool:
+        return any(verdict.is_reference for verdict in self.verdicts)
+
+
+def exercise_answer_rows(*, exercise: Exercise) -> list[AnswerRow]:
+    """Every distinct answer given or judged, most learners first: two queries.
+
+    Attempts are counted through the `attempts` reverse relation (all time); each row carries
+    the stored verdicts of that answer, one per feedback language.
+    """
+    rows: dict[str, AnswerRow] = {}
+    given = (
+        exercise.attempts.order_by()
+        .values("answer_key", "answer_text")
+        .annotate(
+            learners=Count("user", distinct=True),
+            count=Count("pk"),
+            correct=Count("pk", filter=Q(is_correct=True)),
+        )
+    )
+    for item in given:
+        row = rows.setdefault(item["answer_key"], AnswerRow(answer_text=item["answer_text"]))
+        row.learners += item["learners"]
+        row.attempts += item["count"]
+        row.correct_attempts += item["correct"]
+    for verdict in exercise.verdicts.order_by("feedback_language", "pk"):
+        row = rows.setdefault(verdict.answer_key, AnswerRow(answer_text=verdict.answer_text))
+        row.answer = verdict.answer
+        row.verdicts.append(verdict)
+    return sorted(
+        rows.values(),
+        key=lambda row: (not row.is_reference, -row.learners, -row.attempts, row.answer_text),
+    )
