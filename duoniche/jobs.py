@@ -162,6 +162,52 @@ JOBS: dict[str, Job] = {
         interval_setting="EXERCISE_REFILL_INTERVAL",
         description="exercise stock refill and broken-audio repair",
     ),
+    "quality_monitor": Job(
+        name="quality_monitor",
+        body="learning.quality.quality_monitor",
+        task="learning.quality_monitor",
+        soft_time_limit=1500,
+        time_limit=1800,
+        interval_setting="QUALITY_MONITOR_INTERVAL_SECONDS",
+        description="user ratings and review candidates",
+    ),
+    "review_processor": Job(
+        name="review_processor",
+        body="exercises.review.review_processor",
+        task="exercises.review_processor",
+        soft_time_limit=2700,
+        time_limit=3000,
+        interval_setting="REVIEW_PROCESSOR_INTERVAL_SECONDS",
+        description="second opinion on exercises flagged for review",
+    ),
+    "metrics_updater": Job(
+        name="metrics_updater",
+        body="learning.metrics_updater.metrics_updater",
+        task="learning.metrics_updater",
+        soft_time_limit=50,
+        time_limit=55,
+        interval_setting="UPDATE_USER_METRICS_INTERVAL",
+        description="session metrics (active users, session length)",
+    ),
+    "notification_scheduler": Job(
+        name="notification_scheduler",
+        body="notifications.scheduler.notification_scheduler",
+        task="notifications.notification_scheduler",
+        soft_time_limit=240,
+        time_limit=280,
+        interval_setting="NOTIFICATION_SCHEDULER_INTERVAL_SECONDS",
+        description="session and long-break reminders, report deliveries",
+    ),
+    "weekly_reports": Job(
+        name="weekly_reports",
+        body="notifications.weekly.weekly_reports",
+        task="notifications.weekly_reports",
+        soft_time_limit=3000,
+        time_limit=3600,
+        # Monday 09:00 UTC plus safety re-fires (skipped_period after a success that week).
+        cron={"minute": "0", "hour": "9,10,11,12", "day_of_week": "mon"},
+        description="Monday short weekly reports and their notifications",
+    ),
 }
 
 

@@ -451,6 +451,67 @@ def structured_call(
     raise failure
 
 
+class PlainText(BaseModel):
+    """The nominal output of a plain-text prompt: `text_call` returns the message text itself."""
+
+    text: str
+
+
+def text_call(
+    *,
+    purpose: str,
+    prompt: Prompt[Any],
+    values: Mapping[str, str],
+    subject: str,
+    attempt_no: int = 1,
+    operation: str | None = None,
+) -> str:
+    """Ask the model for plain text (no schema): one request, one ledger row numbered `attempt_no`.
+
+    Callers that ask again (e.g. with a shorter length target) call this once per request and
+    number the attempts themselves. Raises `LLMUnavailable` (disabled purpose, transport or
+    provider error) or `LLMBadOutput` (an empty answer).
+    """
+    reason = disabled_reason(purpose)
+    if reason is not None:
+        raise LLMUnavailable(reason)
+    config = chat_model_config(purpose)
+    try:
+        model = _chat_model_factory(config)
+    except Exception as exc:  # a model that cannot be built makes no request: no ledger row
+        raise LLMUnavailable(f"{type(exc).__name__}: {scrub(str(exc))}") from exc
+    started = time.monotonic()
+    usage: tuple[int | None, int | None] | None = None
+    error: BaseException | None = None
+    failure: LLMError | None = None
+    text = ""
+    try:
+        message = model.invoke(prompt.messages(values))
+    except Exception as exc:  # the SDK's transport, timeout and provider errors
+        error = exc
+        failure = LLMUnavailable(f"{type(exc).__name__}: {scrub(str(exc))}")
+    else:
+        usage = _usage(message)
+        text = message.text.strip()
+        if not text:
+            error = EmptyStructuredOutput("empty text output")
+            failure = LLMBadOutput(str(error))
+    _record(
+        config=config,
+        operation=operation or prompt.id,
+        prompt_version=prompt.ref,
+        subject=subject,
+        attempt_no=attempt_no,
+        started=started,
+        usage=usage,
+        error=error,
+    )
+    if failure is not None:
+        logger.warning("LLM %s attempt %s failed: %s", prompt.id, attempt_no, type(error).__name__)
+        raise failure
+    return text
+
+
 class ValidatorVerdict(BaseModel):
     """What an answer validator decided (feedback and tags still to be cleaned by the caller)."""
 

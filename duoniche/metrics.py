@@ -8,7 +8,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 E = ("exercise_type", "level")
-U = ("cohort", "plan", "target_language", "user_language", "language_level")
+U: tuple[str, ...] = ("cohort", "plan", "target_language", "user_language", "language_level")
 G = ("exercise_type", "level", "user_language", "target_language", "llm_model")
 
 exercise_sent = Counter("backend_exercise_sent", "Exercises served", E)
@@ -23,16 +23,7 @@ exercise_validation_time = Histogram(
     "backend_exercise_validation_time_seconds", "Validation pipeline duration", E
 )
 exercise_error = Counter("backend_exercise_error", "Incorrect attempts", E)
-untouched_exercises = Gauge(
-    "backend_untouched_exercises_total",
-    "Untouched published exercises",
-    ("exercise_language", "exercise_type"),
-    multiprocess_mode="mostrecent",
-)
 new_users = Counter("backend_new_users", "Users created", U)
-active_users = Gauge(
-    "backend_active_users_total", "Users in a session", U, multiprocess_mode="mostrecent"
-)
 user_session_length = Histogram("backend_user_session_length_seconds", "Session length", U)
 exercises_per_session = Histogram("backend_exercises_per_session", "Exercises per session", U)
 full_sessions = Counter("backend_full_sessions", "Sessions completed", U)
@@ -106,3 +97,6 @@ def user_labels(
         "user_language": user_language,
         "language_level": level,
     }
+
+
+import duoniche.metrics_collector  # noqa: E402, F401  (exports the business gauges at scrape time)

@@ -11,6 +11,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+from duoniche import metrics_collector
 
 logger = logging.getLogger(__name__)
 
@@ -63,4 +66,11 @@ def metrics(request: HttpRequest) -> HttpResponse:
             )
             response["WWW-Authenticate"] = "Bearer"
             return response
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        # Every web and Celery process writes its samples there; aggregate them per scrape, with
+        # the business gauges computed from the database and the cache.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        metrics_collector.registry_add(registry)
+        return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
     return ExportToDjangoView(request)

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Count
 
-from duoniche import llm, metrics
+from duoniche import llm
 from duoniche.enums import ExerciseStatus, ExerciseType, LLMPurpose
 from duoniche.languages import languages
 from exercises import audio, generation
@@ -118,9 +118,6 @@ def stock_refill(*, now: datetime, dry_run: bool = False) -> dict[str, Any]:
         story_block = _story_block(bot_id, tts_cooldown=tts_cooldown)
         for exercise_type in language.generated_types:
             count = counts.get((bot_id, exercise_type), 0)
-            metrics.untouched_exercises.labels(
-                exercise_language=bot_id, exercise_type=exercise_type
-            ).set(count)
             pair = _Pair(untouched=count, deficit=max(0, minimum - count))
             run.pairs[(bot_id, exercise_type)] = pair
             if exercise_type == STORY:

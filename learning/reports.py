@@ -1,12 +1,16 @@
-"""Weekly reports on demand: the latest-detailed request, period summaries and the detailed report.
+"""Weekly reports: the Monday short reports, the latest-detailed request and the detailed report.
 
-The short Monday report is written by the weekly job; this module holds what happens after the
-learner presses "detailed report" (shared spec domain.md §13.2-§13.4, bot-api.md §3.11):
+Shared spec domain.md §13, bot-api.md §3.11, llm.md §12:
 
+* `weekly_reports_create` (called by the `weekly_reports` job in `notifications`) makes the PENDING
+  short reports of the previous week: candidates and their numbers come from one grouped query,
+  the reports are bulk-inserted (the unique (user, bot, week) makes re-runs no-ops) and the
+  profiles' `last_report_generated_at` is set with one UPDATE (Fix: weaknesses #37, #39);
 * `report_request_detailed` moves the latest report atomically to GENERATING and enqueues one
   generation job on commit (Fix 10: concurrent presses enqueue one job, FAILED is retried);
 * `report_generate_detailed` (the job's service) writes the detailed report of exactly the report
-  it was given, from that report's week.
+  it was given, from that report's week: with the `reports` LLM when it is available, else from
+  message templates.
 """
 
 from __future__ import annotations
@@ -21,17 +25,26 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import TruncDate
 
+from duoniche import llm
 from duoniche.api.errors import ApplicationError
-from duoniche.enums import ExerciseStatus, ExerciseType, ReportStatus
-from duoniche.telegram_html import clean_telegram_html, truncate_visible
+from duoniche.enums import ExerciseStatus, ExerciseType, LLMPurpose, ProfileStatus, ReportStatus
+from duoniche.telegram_html import clean_telegram_html, truncate_visible, visible_length
 from duoniche.texts import render
 from exercises.answers import answered_text
 from exercises.content import BLANK
 from exercises.models import ExerciseAnswer
+from exercises.prompts import language_name
 from learning.models import BotProfile, ExerciseAttempt, WeeklyReport
+from learning.prompts.report import (
+    FIRST_LENGTH_TARGET,
+    RETRY_LENGTH_TARGETS,
+    WRITE_DETAILED_REPORT,
+    data_tag,
+    length_rule,
+)
 from learning.services import profile_not_found
 
 logger = logging.getLogger(__name__)
@@ -39,6 +52,7 @@ logger = logging.getLogger(__name__)
 INCORRECT_ATTEMPTS_FOR_LLM_NUMBER = 15
 TOP_TAGS_COUNT = 7
 MAX_LENGTH_FULL_REPORT = 3996  # visible characters; leaves room under Telegram's 4096
+MAX_RETRIES_FULL_REPORT_GENERATION = 2  # length retries of the LLM writer (up to 3 requests)
 ELLIPSIS = "…"
 NOT_AVAILABLE = "N/A"
 REPORT_WEEK = timedelta(days=7)
@@ -207,6 +221,149 @@ def period_summary(*, user_id: int, bot_id: str, start: datetime, end: datetime)
         vocab_tags=dict(vocab),
         error_grammar_tags=dict(error_grammar),
         error_vocab_tags=dict(error_vocab),
+    )
+
+
+# --- the Monday short reports (domain.md §13.1) ------------------------------------------------
+
+
+def weekly_report_week_start(now: datetime) -> date:
+    """The week a run at `now` reports: the Monday before the Monday of `now`'s week (UTC).
+
+    A late run within the same week (Tuesday, Sunday...) still reports the previous week.
+    """
+    today = now.astimezone(UTC).date()
+    return today - timedelta(days=today.weekday()) - REPORT_WEEK
+
+
+@dataclass(frozen=True)
+class WeeklyCandidate:
+    """An active profile with enough attempts in the week, with the week's numbers."""
+
+    user_id: int
+    bot_id: str
+    user_language: str
+    total_attempts: int
+    correct_attempts: int
+    active_days: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct_attempts / self.total_attempts * 100 if self.total_attempts else 0.0
+
+    def short_report(self) -> str:
+        """The `weekly_report` message in the profile's language (days capped at 7)."""
+        return render(
+            "weekly_report",
+            self.user_language,
+            active_days=min(self.active_days, 7),
+            total_attempts=self.total_attempts,
+            accuracy=percent(self.accuracy),
+        )
+
+
+def weekly_report_candidates(*, week_start: date) -> list[WeeklyCandidate]:
+    """(user, bot) pairs owed a short report for `week_start`: one grouped query (Fix: #37, #39).
+
+    Attempts in the week's window, joined to their exercises and to the user's **active** profile
+    of the exercise's language, grouped by (user, language), keeping groups with at least
+    `MIN_ATTEMPTS_FOR_WEEKLY_REPORT` attempts and no report for that week yet. The same query
+    counts what the short report shows (the §13.2 totals), so there is no per-profile summary.
+    """
+    start, end = report_window(week_start)
+    existing = WeeklyReport.objects.filter(
+        user_id=OuterRef("user_id"),
+        bot_id=OuterRef("exercise__exercise_language"),
+        week_start_date=week_start,
+    )
+    rows = (
+        ExerciseAttempt.objects.filter(
+            created_at__gte=start,
+            created_at__lt=end,
+            # One filter() call: both conditions apply to the same (unique per bot) profile row.
+            user__profiles__bot_id=F("exercise__exercise_language"),
+            user__profiles__status=ProfileStatus.ACTIVE,
+        )
+        .filter(~Exists(existing))
+        .values("user_id", "exercise__exercise_language", "user__profiles__user_language")
+        .annotate(
+            total=Count("pk"),
+            correct=Count("pk", filter=Q(is_correct=True)),
+            active_days=Count(TruncDate("created_at", tzinfo=UTC), distinct=True),
+        )
+        .filter(total__gte=settings.MIN_ATTEMPTS_FOR_WEEKLY_REPORT)
+        .order_by("user_id", "exercise__exercise_language")
+    )
+    return [
+        WeeklyCandidate(
+            user_id=row["user_id"],
+            bot_id=row["exercise__exercise_language"],
+            user_language=row["user__profiles__user_language"],
+            total_attempts=row["total"],
+            correct_attempts=row["correct"],
+            active_days=row["active_days"],
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class WeeklyReportsCreated:
+    week_start: date
+    candidates: int
+    profiles_updated: int
+
+
+#: Rows per INSERT of the weekly reports.
+WEEKLY_REPORT_INSERT_BATCH = 1000
+
+
+def weekly_reports_create(*, now: datetime) -> WeeklyReportsCreated:
+    """Create the PENDING short reports of the week before `now`'s week (domain.md §13.1 steps 1-4).
+
+    Idempotent: the candidates skip pairs that already have a report, and the insert ignores a
+    conflict on `uniq_report_user_bot_week`, so a re-run (or a racing one) adds nothing. Only the
+    profiles whose report this call inserted (`generated_at = now`) get `last_report_generated_at`,
+    with one set-based UPDATE of that field alone. The query count does not depend on the number
+    of learners (one INSERT per 1000 reports).
+    """
+    week_start = weekly_report_week_start(now)
+    candidates = weekly_report_candidates(week_start=week_start)
+    reports = [
+        WeeklyReport(
+            user_id=candidate.user_id,
+            bot_id=candidate.bot_id,
+            week_start_date=week_start,
+            short_report=candidate.short_report(),
+            status=ReportStatus.PENDING,
+            status_changed_at=now,
+            generated_at=now,
+        )
+        for candidate in candidates
+    ]
+    profiles_updated = 0
+    if reports:
+        created_now = WeeklyReport.objects.filter(
+            user_id=OuterRef("user_id"),
+            bot_id=OuterRef("bot_id"),
+            week_start_date=week_start,
+            generated_at=now,
+        )
+        with transaction.atomic():
+            WeeklyReport.objects.bulk_create(
+                reports, batch_size=WEEKLY_REPORT_INSERT_BATCH, ignore_conflicts=True
+            )
+            profiles_updated = BotProfile.objects.filter(Exists(created_now)).update(
+                last_report_generated_at=now
+            )
+    logger.info(
+        "weekly reports for the week of %s: %d candidates, %d profiles updated",
+        week_start,
+        len(candidates),
+        profiles_updated,
+    )
+    return WeeklyReportsCreated(
+        week_start=week_start, candidates=len(candidates), profiles_updated=profiles_updated
     )
 
 
@@ -388,6 +545,118 @@ def deterministic_detailed_report(context: DetailedReportContext, language: str 
     return "\n\n".join(parts)
 
 
+# --- the LLM writer (llm.md §12.1) -------------------------------------------------------------
+
+
+def _tag_line(tags: dict[str, list[str]]) -> str:
+    parts = [f"{kind}: {', '.join(values)}" for kind, values in tags.items() if values]
+    return "; ".join(parts) or "none"
+
+
+def _mistakes_text(mistakes: list[IncorrectAttempt]) -> str:
+    if not mistakes:
+        return "There were no incorrect answers this week."
+    blocks = []
+    for number, mistake in enumerate(mistakes, 1):
+        blocks.append(
+            "\n".join(
+                (
+                    f"Mistake {number} (exercise type: {mistake.exercise_type})",
+                    f"Task as the learner answered it: {mistake.exercise_text}",
+                    f"Learner's answer: {mistake.user_answer}",
+                    f"Correct answer: {mistake.correct_answer}",
+                    f"Feedback given: {mistake.feedback}",
+                    f"Exercise tags: {_tag_line(mistake.exercise_tags)}",
+                    f"Error tags: {_tag_line(mistake.error_tags)}",
+                )
+            )
+        )
+    return "\n\n".join(blocks)
+
+
+def report_writer_values(
+    context: DetailedReportContext, language: str | None, *, target: int, retry: bool
+) -> dict[str, str]:
+    """The prompt's values: the two weeks' summaries, the mistakes and the length instruction."""
+    return {
+        "target_language": context.bot_id,
+        "user_language": language_name(language or settings.DEFAULT_USER_LANGUAGE),
+        "length_rule": length_rule(target, retry=retry),
+        "previous_week": data_tag(
+            "previous_week", context.previous.describe() or "No exercises that week."
+        ),
+        "this_week": data_tag("this_week", context.current.describe() or "No exercises."),
+        "mistakes": data_tag("mistakes", _mistakes_text(context.incorrect_attempts)),
+    }
+
+
+def report_write_llm(context: DetailedReportContext, language: str | None) -> str | None:
+    """The report written by the `reports` LLM, cleaned; None when the deterministic one is due.
+
+    Up to 1 + 2 requests (`MAX_RETRIES_FULL_REPORT_GENERATION`): when the cleaned answer is longer
+    than 3996 visible characters, ask again with the next shorter target in the prompt. Returns
+    the first answer that fits, else the shortest one (the caller truncates it safely). None when
+    the purpose is disabled (no LLM, no model, budget exhausted) or the first request fails; a
+    failed length retry keeps the answer already received.
+    """
+    reason = llm.disabled_reason(LLMPurpose.REPORTS)
+    if reason is not None:
+        logger.info("detailed report %s: LLM writer disabled (%s)", context.report_id, reason)
+        return None
+    best: str | None = None
+    best_length = 0
+    targets = (FIRST_LENGTH_TARGET, *RETRY_LENGTH_TARGETS[:MAX_RETRIES_FULL_REPORT_GENERATION])
+    for attempt_no, target in enumerate(targets, 1):
+        values = report_writer_values(context, language, target=target, retry=attempt_no > 1)
+        failure: llm.LLMError | None = None
+        try:
+            answer = llm.text_call(
+                purpose=LLMPurpose.REPORTS,
+                prompt=WRITE_DETAILED_REPORT,
+                values=values,
+                subject=f"report:{context.report_id}",
+                attempt_no=attempt_no,
+            )
+        except llm.LLMError as exc:
+            answer, failure = "", exc
+        text = clean_telegram_html(answer)
+        if not text:
+            if best is None:
+                logger.warning(
+                    "detailed report %s: LLM writer failed (%s); using the template report",
+                    context.report_id,
+                    type(failure).__name__ if failure else "empty after cleaning",
+                )
+                return None
+            logger.warning(
+                "detailed report %s: length retry %d failed; keeping the longer answer",
+                context.report_id,
+                attempt_no - 1,
+            )
+            return best
+        length = visible_length(text)
+        if length <= MAX_LENGTH_FULL_REPORT:
+            return text
+        if best is None or length < best_length:
+            best, best_length = text, length
+        logger.info(
+            "detailed report %s: answer %d has %d visible characters (limit %d)",
+            context.report_id,
+            attempt_no,
+            length,
+            MAX_LENGTH_FULL_REPORT,
+        )
+    return best
+
+
+def report_write(context: DetailedReportContext, language: str | None) -> str:
+    """Step 3: the LLM's report when it is available and answers, else the template report."""
+    written = report_write_llm(context, language)
+    if written is not None:
+        return written
+    return deterministic_detailed_report(context, language)
+
+
 # --- cleaning and length (llm.md §12.1 "Length handling", §13) ---------------------------------
 
 
@@ -438,13 +707,14 @@ def report_generate_detailed(*, report_id: int, now: datetime) -> None:
 
     1. lock the report; act only on GENERATING (a duplicate delivery stops here); count the attempt;
     2. build the context from this report's week and the week before;
-    3. write the report: deterministic (llm.md §12.3) for now. The LLM writer (llm.md §12.1,
-       purpose `reports`) plugs in at this step with the content-pipeline issue, falling back to
-       this deterministic report without an LLM or budget;
+    3. write the report with the `reports` LLM (llm.md §12.1), asking again with a shorter target
+       while it is too long; without an LLM, with the budget exhausted, or when the first request
+       fails, from message templates (llm.md §12.3); cleaned to the Telegram-HTML subset;
     4. cap the length at 3996 visible characters (word boundary, tags balanced, `…`);
     5. save it as GENERATED; 6. on any exception, FAILED with the reason (the bot may ask again).
 
-    Never raises for a missing report; no transaction is held while the report is written.
+    Never raises for a missing report; no transaction is held while the report is written (the
+    LLM requests run between the claim and the final conditional UPDATE).
     """
     report = _report_claim_generation(report_id)
     if report is None:
@@ -452,8 +722,7 @@ def report_generate_detailed(*, report_id: int, now: datetime) -> None:
     generating = WeeklyReport.objects.filter(pk=report_id, status=ReportStatus.GENERATING)
     try:
         context = detailed_report_context(report)
-        text = deterministic_detailed_report(context, _report_language(report))
-        text = report_text_finish(text)
+        text = report_text_finish(report_write(context, _report_language(report)))
         if not text.strip():
             raise ValueError("the detailed report came out empty")
         saved = generating.update(

@@ -214,7 +214,7 @@ def test_celery_app_has_the_schedule_and_the_transport_options():
     conf = app.conf
 
     assert conf.beat_schedule["refill_stock"]["task"] == "exercises.refill_stock"
-    assert conf.broker_transport_options["visibility_timeout"] == 3600
+    assert conf.broker_transport_options["visibility_timeout"] == 3700
     assert conf.broker_transport_options["visibility_timeout"] > max(
         job.time_limit for job in JOBS.values()
     )

@@ -1,0 +1,453 @@
+"""The `review_processor` job body (shared jobs.md §5): a second opinion on flagged exercises.
+
+Per run, up to `REVIEW_PROCESSOR_BATCH_SIZE` `pending_review` exercises, oldest
+`status_changed_at` first:
+
+1. their verdict rows (all-time `attempts_count`) are loaded in one query for the whole batch and
+   summarised per exercise by (answer text, correct): counts summed, the feedback of the first
+   English variant (else the first one) kept, incorrect answers sorted by count;
+2. no verdict at all, or no correct one → `archived` without asking the model;
+3. otherwise the pending-review assessor (llm.md §11, outside any transaction) returns a
+   `PendingExerciseAnalysis` (choose-accent: the word's commonness, mapped onto one);
+4. the decision table (`review_decision`) gives the new status, written in a short transaction of
+   its own through `exercise_change_status` (source `review_processor`, `analysis` = the
+   assessor's output, a one-line `note`), with a block appended to `comments` and
+   `last_reviewed_at = now` (also when the decision hands over to staff).
+
+Nothing changes without an assessment: with the `assessment` purpose disabled (no LLM, budget
+exhausted) the run does nothing and says why; an assessor error leaves the exercise
+`pending_review`, with a review that says so, and the run goes on. Idempotent: every decided
+exercise leaves `pending_review`, and each write re-checks the status under the row lock
+(`select_for_update(skip_locked=True)`), so a concurrent forced run never decides twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from duoniche import llm
+from duoniche.enums import ExerciseStatus, ExerciseType, LLMPurpose, ReviewSource
+from duoniche.texts import render
+from exercises.answers import answered_exercise_text
+from exercises.content import without_stress
+from exercises.models import Exercise, ExerciseAnswer
+from exercises.prompts import data_tag, language_name
+from exercises.prompts.review import (
+    ASSESS_PENDING_ACCENT_WORD,
+    ASSESS_PENDING_EXERCISE,
+    AccentWordAnalysis,
+    PendingExerciseAnalysis,
+)
+from exercises.services import exercise_change_status
+
+logger = logging.getLogger(__name__)
+
+#: The assessor sees answers and feedback as English-speaking staff would (jobs.md §5 step 4).
+REVIEW_USER_LANGUAGE = "en"
+NO_ANSWERS = "no answers with counts"
+NO_CORRECT_ANSWERS = "no correct reference answers"
+ERROR_MESSAGE_MAX = 500
+
+PUBLISHED = ExerciseStatus.PUBLISHED.value
+ARCHIVED = ExerciseStatus.ARCHIVED.value
+PENDING_REVIEW = ExerciseStatus.PENDING_REVIEW.value
+PENDING_ADMIN_REVIEW = ExerciseStatus.PENDING_ADMIN_REVIEW.value
+
+
+@dataclass(frozen=True)
+class AnswerSummary:
+    """One (answer text, correct) group of an exercise's verdicts."""
+
+    answer: dict[str, Any]
+    answer_text: str
+    count: int
+    existing_feedback: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    new_status: str
+    note: str
+
+
+# --- the decision table -------------------------------------------------------------------------
+
+
+def review_decision(analysis: PendingExerciseAnalysis) -> Decision:
+    """jobs.md §5 step 5: the first matching row wins; the action is matched upper-cased."""
+    action = analysis.suggested_action.upper()
+    flawed = analysis.is_exercise_flawed
+    if analysis.suggested_revision:
+        return Decision(PENDING_ADMIN_REVIEW, f"revision suggested ({analysis.suggested_action})")
+    if "PUBLISH_OK" in action:
+        return Decision(PUBLISHED, "assessor: the exercise is fine")
+    if "KEEP_AS_IS_COMPLEX" in action and not flawed:
+        return Decision(PUBLISHED, "assessor: complex but correct")
+    if flawed:
+        return Decision(ARCHIVED, f"assessor: flawed ({analysis.suggested_action})")
+    if "ARCHIVE" in action:
+        return Decision(ARCHIVED, "assessor: archive")
+    if "PENDING_ADMIN_REVIEW" in action:
+        return Decision(PENDING_ADMIN_REVIEW, "assessor: needs staff review")
+    return Decision(ARCHIVED, f"no clear decision ({analysis.suggested_action}): archived")
+
+
+# --- answer summaries ---------------------------------------------------------------------------
+
+
+def answer_summaries(
+    verdicts: Iterable[ExerciseAnswer],
+) -> tuple[list[AnswerSummary], list[AnswerSummary]]:
+    """(correct, incorrect) summaries of one exercise's verdicts, given in creation order.
+
+    Variants of one (answer text, correct) group, e.g. the same answer with feedback in several
+    languages, are summed; the feedback kept is the first English one, else the first variant's.
+    Incorrect summaries are sorted by count, most frequent first.
+    """
+    groups: dict[tuple[str, bool], list[ExerciseAnswer]] = defaultdict(list)
+    for verdict in verdicts:
+        groups[(verdict.answer_text, verdict.is_correct)].append(verdict)
+    correct: list[AnswerSummary] = []
+    incorrect: list[AnswerSummary] = []
+    for (text, is_correct), variants in groups.items():
+        representative = next(
+            (v for v in variants if v.feedback_language == REVIEW_USER_LANGUAGE), variants[0]
+        )
+        summary = AnswerSummary(
+            answer=representative.answer,
+            answer_text=text,
+            count=sum(v.attempts_count for v in variants),
+            existing_feedback=representative.feedback,
+        )
+        (correct if is_correct else incorrect).append(summary)
+    incorrect.sort(key=lambda summary: summary.count, reverse=True)
+    return correct, incorrect
+
+
+# --- the assessor (llm.md §11) ------------------------------------------------------------------
+
+
+def accent_word(exercise: Exercise) -> str:
+    """The word to assess: `options[0]` without backticks, apostrophes or its stress mark."""
+    options = exercise.data.get("options") or []
+    if not options:
+        raise ValueError(f"choose_accent exercise {exercise.pk} has no options")
+    word = without_stress(str(options[0])).replace("`", "").replace("'", "")
+    return unicodedata.normalize("NFC", word)
+
+
+def _accent_analysis(exercise: Exercise) -> tuple[PendingExerciseAnalysis, dict[str, Any]]:
+    word = accent_word(exercise)
+    result: AccentWordAnalysis = llm.structured_call(
+        purpose=LLMPurpose.ASSESSMENT,
+        prompt=ASSESS_PENDING_ACCENT_WORD,
+        values={
+            "exercise_language": exercise.exercise_language,
+            "user_language": language_name(REVIEW_USER_LANGUAGE),
+            "language_level": exercise.language_level,
+            "topic": exercise.topic,
+            "word": data_tag("dictionary_word", word),
+        },
+        subject=review_subject(exercise),
+    )
+    level = exercise.language_level
+    if not result.is_common_and_known:
+        mapped = PendingExerciseAnalysis(
+            is_exercise_flawed=True,
+            is_complex_but_correct=False,
+            primary_reason_for_user_errors=(
+                f"The word '{word}' is not common or well known enough for level {level}: "
+                f"{result.reasoning}"
+            ),
+            suggested_action="ARCHIVE",
+            suggested_revision=None,
+        )
+    elif result.confidence_level == "HIGH":
+        mapped = PendingExerciseAnalysis(
+            is_exercise_flawed=False,
+            is_complex_but_correct=False,
+            primary_reason_for_user_errors=(
+                f"The word '{word}' is common; the errors are likely about its stress."
+            ),
+            suggested_action="PUBLISH_OK",
+            suggested_revision=None,
+        )
+    else:
+        mapped = PendingExerciseAnalysis(
+            is_exercise_flawed=False,
+            is_complex_but_correct=False,
+            primary_reason_for_user_errors=(
+                f"The word '{word}' may be common, but the assessor's confidence is "
+                f"{result.confidence_level}: {result.reasoning}"
+            ),
+            suggested_action="PENDING_ADMIN_REVIEW",
+            suggested_revision=(
+                f"Please verify how common the word '{word}' is for level {level} "
+                f"(assessor confidence: {result.confidence_level})."
+            ),
+        )
+    return mapped, {**mapped.model_dump(), "word_analysis": result.model_dump()}
+
+
+def _options_listing(options: Iterable[Any]) -> str:
+    return "\n".join(f"- {option}" for option in options)
+
+
+def exercise_text(exercise: Exercise) -> str:
+    """The exercise as the learner saw it: instruction, text and options."""
+    task = render(f"task_{exercise.exercise_type}", REVIEW_USER_LANGUAGE)
+    data = exercise.data
+    if exercise.exercise_type == ExerciseType.FILL_IN_THE_BLANK:
+        words = ", ".join(str(word) for word in data.get("words") or [])
+        return f"{task}\n{data.get('text_with_blanks') or ''}\nWords offered: {words}"
+    options = _options_listing(data.get("options") or [])
+    if exercise.exercise_type == ExerciseType.STORY_COMPREHENSION:
+        return f"Story:\n{data.get('content_text') or ''}\n\n{task}\nOptions:\n{options}"
+    return f"{task}\nOptions:\n{options}"
+
+
+def _in_context(exercise: Exercise, summary: AnswerSummary) -> str:
+    try:
+        return answered_exercise_text(
+            exercise_type=exercise.exercise_type, data=exercise.data, answer=summary.answer
+        )
+    except (KeyError, TypeError):  # an answer shape that does not fit: show its text
+        return summary.answer_text
+
+
+def _exercise_analysis(
+    exercise: Exercise, correct: list[AnswerSummary], incorrect: list[AnswerSummary]
+) -> tuple[PendingExerciseAnalysis, dict[str, Any]]:
+    correct_lines = [
+        f"- {_in_context(exercise, summary)} (chosen by {summary.count} learners)"
+        for summary in correct
+    ]
+    incorrect_lines = []
+    for summary in incorrect:
+        line = f"- {_in_context(exercise, summary)} (given by {summary.count} learners)"
+        if summary.existing_feedback:
+            line += f"\n  Feedback they got: {summary.existing_feedback}"
+        incorrect_lines.append(line)
+    result: PendingExerciseAnalysis = llm.structured_call(
+        purpose=LLMPurpose.ASSESSMENT,
+        prompt=ASSESS_PENDING_EXERCISE,
+        values={
+            "exercise_language": exercise.exercise_language,
+            "user_language": language_name(REVIEW_USER_LANGUAGE),
+            "exercise_type": exercise.exercise_type,
+            "language_level": exercise.language_level,
+            "topic": exercise.topic,
+            "exercise_text": data_tag("exercise_data", exercise_text(exercise)),
+            "correct_answers": data_tag("exercise_options", "\n".join(correct_lines)),
+            "incorrect_answers": data_tag(
+                "student_answer", "\n".join(incorrect_lines) or "(none recorded)"
+            ),
+        },
+        subject=review_subject(exercise),
+    )
+    return result, result.model_dump()
+
+
+def assess_pending_exercise(
+    *, exercise: Exercise, correct: list[AnswerSummary], incorrect: list[AnswerSummary]
+) -> tuple[PendingExerciseAnalysis, dict[str, Any]]:
+    """The assessor's analysis and what to store as the review's `analysis`.
+
+    One LLM call (operation `assess_pending_accent_word` for choose-accent, otherwise
+    `assess_pending_exercise`); exceptions propagate (the caller keeps the exercise pending).
+    """
+    if exercise.exercise_type == ExerciseType.CHOOSE_ACCENT:
+        return _accent_analysis(exercise)
+    return _exercise_analysis(exercise, correct, incorrect)
+
+
+def review_subject(exercise: Exercise) -> str:
+    """The ledger subject of a review call (`review:exercise:42`)."""
+    return f"review:exercise:{exercise.pk}"
+
+
+# --- writing a decision -------------------------------------------------------------------------
+
+
+def _utc_stamp(now: datetime) -> str:
+    return now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def comments_block(
+    *, now: datetime, analysis: PendingExerciseAnalysis | None, new_status: str, note: str
+) -> str:
+    """The audit block appended to `comments` (jobs.md §5 step 6), real UTC time."""
+    lines = ["---", f"{_utc_stamp(now)} review_processor"]
+    if analysis is None:
+        lines.append(f"conclusion: {note}")
+    else:
+        lines += [
+            f"conclusion: {analysis.primary_reason_for_user_errors}",
+            f"suggested_action: {analysis.suggested_action}",
+            f"is_flawed: {str(analysis.is_exercise_flawed).lower()}",
+            f"is_complex_but_correct: {str(analysis.is_complex_but_correct).lower()}",
+        ]
+        if analysis.suggested_revision:
+            lines.append(f"suggested_revision: {analysis.suggested_revision}")
+    lines.append(f"new_status: {new_status}")
+    return "\n".join(lines)
+
+
+def _decide(
+    *,
+    exercise_id: int,
+    decision: Decision,
+    analysis: PendingExerciseAnalysis | None,
+    stored_analysis: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Write one decision in its own transaction; False if the exercise left the queue meanwhile."""
+    with transaction.atomic():
+        locked = (
+            Exercise.objects.select_for_update(skip_locked=True)
+            .filter(pk=exercise_id, status=PENDING_REVIEW)
+            .only("id", "comments")
+            .first()
+        )
+        if locked is None:
+            return False
+        review = exercise_change_status(
+            exercise_id=exercise_id,
+            new_status=decision.new_status,
+            source=ReviewSource.REVIEW_PROCESSOR,
+            now=now,
+            note=decision.note,
+            analysis=stored_analysis,
+            expected_status=PENDING_REVIEW,
+        )
+        if review is None:
+            return False
+        block = comments_block(
+            now=now, analysis=analysis, new_status=decision.new_status, note=decision.note
+        )
+        comments = f"{locked.comments}\n{block}" if locked.comments else block
+        # The review is finished even when it hands over to staff (`pending_admin_review`).
+        Exercise.objects.filter(pk=exercise_id).update(comments=comments, last_reviewed_at=now)
+    return True
+
+
+def _record_error(*, exercise_id: int, exc: Exception, now: datetime) -> None:
+    """The exercise stays `pending_review`; a review records why (jobs.md §5 step 7)."""
+    exercise_change_status(
+        exercise_id=exercise_id,
+        new_status=PENDING_REVIEW,
+        source=ReviewSource.REVIEW_PROCESSOR,
+        now=now,
+        note=f"assessment error: {type(exc).__name__}",
+        analysis={"error_type": type(exc).__name__, "error": str(exc)[:ERROR_MESSAGE_MAX]},
+        expected_status=PENDING_REVIEW,
+    )
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+
+def _queue() -> list[Exercise]:
+    return list(
+        Exercise.objects.filter(status=PENDING_REVIEW).order_by("status_changed_at", "id")[
+            : int(settings.REVIEW_PROCESSOR_BATCH_SIZE)
+        ]
+    )
+
+
+def _verdicts_by_exercise(exercise_ids: list[int]) -> dict[int, list[ExerciseAnswer]]:
+    """Every verdict of the batch in one query, per exercise in creation order."""
+    verdicts: dict[int, list[ExerciseAnswer]] = defaultdict(list)
+    for verdict in ExerciseAnswer.objects.filter(exercise_id__in=exercise_ids).order_by(
+        "exercise_id", "created_at", "id"
+    ):
+        verdicts[verdict.exercise_id].append(verdict)
+    return verdicts
+
+
+def review_processor(*, now: datetime, dry_run: bool = False) -> dict[str, Any]:
+    """Review one batch of `pending_review` exercises (jobs.md §5); `dry_run` shows the queue."""
+    batch = _queue()
+    reason = llm.disabled_reason(LLMPurpose.ASSESSMENT)
+    stats: dict[str, Any] = {
+        "dry_run": dry_run,
+        "queue": [exercise.pk for exercise in batch],
+        "skipped_reason": reason,
+        "reviewed": 0,
+        "errors": 0,
+        "skipped": 0,
+        "decisions": {},
+        "exercises": [],
+    }
+    if reason is not None:
+        if batch:
+            logger.warning(
+                "review processor skipped (%d exercises waiting): %s", len(batch), reason
+            )
+        return stats
+    if dry_run:
+        return stats
+
+    verdicts = _verdicts_by_exercise([exercise.pk for exercise in batch])
+    for exercise in batch:
+        reason = llm.disabled_reason(LLMPurpose.ASSESSMENT)
+        if reason is not None:  # e.g. the budget ran out during this run
+            stats["skipped_reason"] = reason
+            logger.warning("review processor stopped: %s", reason)
+            break
+        entry = _review_one(exercise=exercise, verdicts=verdicts.get(exercise.pk, []), now=now)
+        stats["exercises"].append(entry)
+        outcome = entry["outcome"]
+        if outcome == "decided":
+            stats["reviewed"] += 1
+            status = entry["new_status"]
+            stats["decisions"][status] = stats["decisions"].get(status, 0) + 1
+        else:
+            stats[outcome] += 1
+    return stats
+
+
+def _review_one(
+    *, exercise: Exercise, verdicts: list[ExerciseAnswer], now: datetime
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"exercise_id": exercise.pk}
+    correct, incorrect = answer_summaries(verdicts)
+    analysis: PendingExerciseAnalysis | None = None
+    stored: dict[str, Any] = {}
+    if not verdicts:
+        decision = Decision(ARCHIVED, NO_ANSWERS)
+    elif not correct:
+        decision = Decision(ARCHIVED, NO_CORRECT_ANSWERS)
+    else:
+        try:
+            analysis, stored = assess_pending_exercise(
+                exercise=exercise, correct=correct, incorrect=incorrect
+            )
+        except Exception as exc:  # any assessor failure leaves the exercise pending
+            if isinstance(exc, llm.LLMError):
+                logger.warning("review of exercise %s failed: %s", exercise.pk, exc)
+            else:
+                logger.exception("review of exercise %s failed", exercise.pk)
+            _record_error(exercise_id=exercise.pk, exc=exc, now=now)
+            return {**entry, "outcome": "errors", "error": type(exc).__name__}
+        decision = review_decision(analysis)
+    written = _decide(
+        exercise_id=exercise.pk,
+        decision=decision,
+        analysis=analysis,
+        stored_analysis=stored,
+        now=now,
+    )
+    if not written:
+        return {**entry, "outcome": "skipped"}
+    logger.info("exercise %s reviewed: %s (%s)", exercise.pk, decision.new_status, decision.note)
+    return {**entry, "outcome": "decided", "new_status": decision.new_status, "note": decision.note}

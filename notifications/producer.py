@@ -1,0 +1,551 @@
+"""The Notifier producer (shared jobs.md §8.1, §8.3, §8.4): log rows in, Celery messages out.
+
+A notification is produced in two steps:
+
+1. **Prepare**, inside the caller's transaction: insert a `NotificationLog` row (`pending`, a fresh
+   `task_id`, a unique `dedupe_key`) and register a `transaction.on_commit` callback that sends
+   it. A `dedupe_key` already present means the notification was already produced: nothing is
+   inserted, unless the existing row is `failed` with fewer than `MAX_ATTEMPTS` attempts, which is
+   claimed (`failed → pending`) and sent again with the same row and `task_id` (§8.4).
+2. **Send**, after commit, synchronously (never inside a transaction, never from a web request):
+   build the message of the contract (§8.1) and publish it with `celery_app.send_task` to the
+   Notifier queue, then record the outcome: `enqueued` (`enqueued_at`), `failed` (`attempts`,
+   `error`; retried by a later scheduler cycle) or `skipped` (no broker, a non-numeric
+   `telegram_id`).
+
+Two entry points share this path: `notification_prepare` (one notification, a savepoint per call)
+and `notification_prepare_many` (set-based, for jobs: a constant number of queries per batch, and
+an `on_enqueued` callback for the follow-up writes that must happen only after a successful
+enqueue, §8.3 step 4).
+
+On-commit callbacks run when the outermost `atomic` block exits, so once it has exited the sends
+have happened: re-read the row (`NotificationLog.status`) to learn the outcome.
+
+Without a broker (`CELERY_BROKER_URL` empty, i.e. `REDIS_URL` empty) or in eager mode the producer
+is disabled (jobs.md §1): each notification is logged and its row set to `skipped`, "no broker".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.transaction import TransactionManagementError
+from django.utils import timezone
+from kombu import Producer
+
+from duoniche import metrics
+from duoniche.celery import app as celery_app
+from duoniche.enums import NotificationStatus
+from notifications.models import NotificationLog
+
+logger = logging.getLogger(__name__)
+
+#: The Notifier's task (§8.1): the previous service's name, kept for byte compatibility.
+NOTIFIER_TASK_NAME = "src.notifier.tasks.send_notification"
+PARSE_MODE = "HTML"
+#: A failed row is re-sent while it has fewer attempts than this (§8.4).
+MAX_ATTEMPTS = 3
+#: A `pending` row older than this was committed but never sent (the process died): §8.4.
+STUCK_AFTER = timedelta(minutes=10)
+#: After this many broker failures in a row, the rest of a batch is failed without trying.
+MAX_CONSECUTIVE_BROKER_FAILURES = 3
+#: Rows per INSERT / per `IN (...)` list, and messages per status flush.
+CHUNK_SIZE = 1000
+ERROR_MAX_CHARS = 500
+
+NO_BROKER = "no broker"
+NON_NUMERIC_TELEGRAM_ID = "non-numeric telegram_id"
+REASON_PREPARATION = "arg_preparation_error"
+REASON_BROKER = "celery_send_error"
+
+_TELEGRAM_ID = re.compile(r"-?[0-9]+")
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK_SIZE) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _require_transaction() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise TransactionManagementError(
+            "a notification is prepared inside transaction.atomic() and sent on commit"
+        )
+
+
+def notifier_enabled() -> bool:
+    """False without a broker or in eager mode: notifications are then logged and `skipped`."""
+    return bool(settings.CELERY_BROKER_URL) and not settings.CELERY_TASK_ALWAYS_EAGER
+
+
+# --- preparing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotificationDraft:
+    """One notification to produce: the row's content, before it has an id or a task id."""
+
+    user_id: int
+    bot_id: str
+    notification_type: str
+    text: str
+    reply_markup: dict[str, Any] | None
+    metadata: dict[str, Any]
+    context: dict[str, Any]
+    dedupe_key: str
+    is_full_report: bool = False
+
+    def as_log(self, *, now: datetime) -> NotificationLog:
+        return NotificationLog(
+            task_id=uuid.uuid4(),
+            dedupe_key=self.dedupe_key,
+            user_id=self.user_id,
+            bot_id=self.bot_id,
+            notification_type=self.notification_type,
+            is_full_report=self.is_full_report,
+            text=self.text,
+            reply_markup=self.reply_markup,
+            metadata=self.metadata,
+            context=self.context,
+            status=NotificationStatus.PENDING,
+            created_at=now,
+        )
+
+
+def _claim_retries(log_ids: Sequence[int]) -> list[int]:
+    """Move the retryable `failed` rows among `log_ids` back to `pending`; return those claimed.
+
+    The rows are locked (`skip_locked`: a concurrent producer claiming the same row keeps it), so
+    of two producers only one re-sends a row.
+    """
+    claimed: list[int] = []
+    for chunk in _chunks(log_ids):
+        ids = list(
+            NotificationLog.objects.filter(
+                pk__in=chunk, status=NotificationStatus.FAILED, attempts__lt=MAX_ATTEMPTS
+            )
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        if ids:
+            NotificationLog.objects.filter(pk__in=ids).update(status=NotificationStatus.PENDING)
+            claimed += ids
+    return claimed
+
+
+def notification_prepare(
+    *,
+    user_id: int,
+    bot_id: str,
+    notification_type: str,
+    text: str,
+    reply_markup: dict[str, Any] | None,
+    metadata: dict[str, Any],
+    context: dict[str, Any],
+    dedupe_key: str,
+    is_full_report: bool = False,
+    now: datetime,
+) -> NotificationLog | None:
+    """Insert one notification and send it when the caller's transaction commits.
+
+    Must run inside `transaction.atomic()`. Returns the row to be sent, or None when `dedupe_key`
+    was already produced (the insert is done in a savepoint, so the caller's transaction goes on).
+    A duplicate whose row is `failed` with attempts left is the exception: that row is claimed and
+    re-sent, and returned (§8.4).
+    """
+    _require_transaction()
+    draft = NotificationDraft(
+        user_id=user_id,
+        bot_id=bot_id,
+        notification_type=notification_type,
+        text=text,
+        reply_markup=reply_markup,
+        metadata=metadata,
+        context=context,
+        dedupe_key=dedupe_key,
+        is_full_report=is_full_report,
+    )
+    log = draft.as_log(now=now)
+    try:
+        with transaction.atomic():
+            log.save(force_insert=True)
+    except IntegrityError:
+        existing = NotificationLog.objects.filter(dedupe_key=dedupe_key).first()
+        if existing is None or not _claim_retries([existing.pk]):
+            logger.info("notification %s already produced; not sent again", dedupe_key)
+            return None
+        logger.info("notification %s failed before; sending it again", dedupe_key)
+        existing.refresh_from_db()
+        log = existing
+    transaction.on_commit(partial(notification_send, log.pk))
+    return log
+
+
+@dataclass
+class PreparedBatch:
+    """What `notification_prepare_many` did; the send counts are filled in after commit."""
+
+    new: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    outcomes: dict[int, str] = field(default_factory=dict)
+    enqueued_keys: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes.values() if outcome == status)
+
+
+@dataclass(frozen=True)
+class NotificationPlan:
+    """Which drafts would be inserted, which existing rows re-sent, how many are duplicates."""
+
+    new: list[NotificationDraft]
+    retry_ids: list[int]
+    retry_keys: list[str]
+    duplicates: int
+
+
+def notification_plan(drafts: Sequence[NotificationDraft]) -> NotificationPlan:
+    """Split `drafts` against the log (read only; one query per `CHUNK_SIZE` drafts)."""
+    unique: dict[str, NotificationDraft] = {}
+    for draft in drafts:
+        unique.setdefault(draft.dedupe_key, draft)
+    keys = list(unique)
+    existing: dict[str, tuple[int, str, int]] = {}
+    for chunk in _chunks(keys):
+        for pk, key, status, attempts in NotificationLog.objects.filter(
+            dedupe_key__in=chunk
+        ).values_list("pk", "dedupe_key", "status", "attempts"):
+            existing[key] = (pk, status, attempts)
+    retry = [
+        (pk, key)
+        for key, (pk, status, attempts) in existing.items()
+        if status == NotificationStatus.FAILED and attempts < MAX_ATTEMPTS
+    ]
+    return NotificationPlan(
+        new=[draft for key, draft in unique.items() if key not in existing],
+        retry_ids=[pk for pk, _ in retry],
+        retry_keys=[key for _, key in retry],
+        duplicates=len(drafts) - len(unique) + len(existing) - len(retry),
+    )
+
+
+def notification_prepare_many(
+    *,
+    drafts: Sequence[NotificationDraft],
+    now: datetime,
+    on_enqueued: Callable[[list[str]], None] | None = None,
+    on_sent: Callable[[PreparedBatch], None] | None = None,
+) -> PreparedBatch:
+    """Insert many notifications at once and send them when the caller's transaction commits.
+
+    Must run inside `transaction.atomic()`. Drafts whose `dedupe_key` was already produced are
+    skipped, except retryable `failed` rows, which are claimed and re-sent (§8.4). After commit
+    the batch is sent, then `on_enqueued(<dedupe keys enqueued>)` runs the follow-up writes and
+    `on_sent(batch)` sees the outcomes. The number of queries does not grow with the number of
+    drafts below `CHUNK_SIZE`.
+    """
+    _require_transaction()
+    plan = notification_plan(drafts)
+    batch = PreparedBatch(duplicates=plan.duplicates)
+    batch.retried = _claim_retries(plan.retry_ids) if plan.retry_ids else []
+    batch.duplicates += len(plan.retry_ids) - len(batch.retried)
+    logs = [draft.as_log(now=now) for draft in plan.new]
+    if logs:
+        # A concurrent producer may have inserted a key since the plan: ignore the conflict and
+        # send only the rows that carry our task ids.
+        NotificationLog.objects.bulk_create(logs, batch_size=CHUNK_SIZE, ignore_conflicts=True)
+        for chunk in _chunks([log.task_id for log in logs]):
+            batch.new += NotificationLog.objects.filter(task_id__in=chunk).values_list(
+                "pk", flat=True
+            )
+        batch.duplicates += len(logs) - len(batch.new)
+    to_send = batch.new + batch.retried
+    if to_send:
+        transaction.on_commit(
+            partial(
+                _send_batch, batch=batch, log_ids=to_send, on_enqueued=on_enqueued, on_sent=on_sent
+            )
+        )
+    return batch
+
+
+def _send_batch(
+    *,
+    batch: PreparedBatch,
+    log_ids: list[int],
+    on_enqueued: Callable[[list[str]], None] | None,
+    on_sent: Callable[[PreparedBatch], None] | None,
+) -> None:
+    sent = _send_many(log_ids)
+    batch.outcomes = {pk: status for pk, _, status in sent}
+    keys = [key for _, key, status in sent if status == NotificationStatus.ENQUEUED]
+    batch.enqueued_keys = keys
+    if on_enqueued is not None and keys:
+        on_enqueued(keys)
+    if on_sent is not None:
+        on_sent(batch)
+
+
+# --- the message (§8.1) -------------------------------------------------------------------------
+
+
+class PreparationError(ValueError):
+    """The row cannot become a message; `skip` rows are never retried."""
+
+    def __init__(self, message: str, *, skip: bool = False) -> None:
+        super().__init__(message)
+        self.skip = skip
+
+
+@dataclass(frozen=True)
+class OutgoingNotification:
+    """What a `pending` row contributes to its message (read without model instances)."""
+
+    pk: int
+    task_id: uuid.UUID
+    dedupe_key: str
+    user_id: int
+    telegram_id: str
+    bot_id: str
+    notification_type: str
+    text: str
+    reply_markup: dict[str, Any] | None
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+def notification_message(log: OutgoingNotification) -> dict[str, Any]:
+    """The Notifier's single positional argument, keys in the contract's order (§8.1)."""
+    telegram_id = str(log.telegram_id or "").strip()
+    if not _TELEGRAM_ID.fullmatch(telegram_id):
+        raise PreparationError(NON_NUMERIC_TELEGRAM_ID, skip=True)
+    return {
+        "task_id": str(log.task_id),
+        "bot_id": log.bot_id,
+        "user_id": log.user_id,
+        "text": log.text,
+        "notification_type": log.notification_type,
+        "payload": {
+            "telegram_id": int(telegram_id),
+            "parse_mode": PARSE_MODE,
+            "reply_markup": log.reply_markup,
+            "disable_web_page_preview": True,
+        },
+        "metadata": log.metadata,
+        "scheduled_at": None,
+        # An aware UTC datetime object: kombu's JSON encoder writes the `__type__` envelope.
+        "created_at": log.created_at.astimezone(UTC),
+    }
+
+
+# --- sending ------------------------------------------------------------------------------------
+
+
+def _error(reason: str, exc: BaseException | None = None) -> str:
+    text = reason if exc is None else f"{reason}: {type(exc).__name__}: {exc}"
+    return text[:ERROR_MAX_CHARS]
+
+
+@dataclass
+class _Outcomes:
+    """Send results of one chunk, flushed with one UPDATE per (status, error)."""
+
+    enqueued: list[int] = field(default_factory=list)
+    failed: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    skipped: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+    def flush(self, *, now: datetime) -> dict[int, str]:
+        """Write the statuses; {log id: status}."""
+        statuses: dict[int, str] = {}
+        if self.enqueued:
+            NotificationLog.objects.filter(pk__in=self.enqueued).update(
+                status=NotificationStatus.ENQUEUED,
+                enqueued_at=now,
+                attempts=F("attempts") + 1,
+                error="",
+            )
+            statuses.update(dict.fromkeys(self.enqueued, NotificationStatus.ENQUEUED.value))
+        for error, ids in self.failed.items():
+            NotificationLog.objects.filter(pk__in=ids).update(
+                status=NotificationStatus.FAILED, attempts=F("attempts") + 1, error=error
+            )
+            statuses.update(dict.fromkeys(ids, NotificationStatus.FAILED.value))
+        for error, ids in self.skipped.items():
+            NotificationLog.objects.filter(pk__in=ids).update(
+                status=NotificationStatus.SKIPPED, error=error
+            )
+            statuses.update(dict.fromkeys(ids, NotificationStatus.SKIPPED.value))
+        return statuses
+
+
+_OUTGOING_FIELDS = (
+    "pk",
+    "task_id",
+    "dedupe_key",
+    "user_id",
+    "user__telegram_id",
+    "bot_id",
+    "notification_type",
+    "text",
+    "reply_markup",
+    "metadata",
+    "created_at",
+)
+
+
+def _pending(log_ids: Sequence[int]) -> list[OutgoingNotification]:
+    rows = (
+        NotificationLog.objects.filter(pk__in=log_ids, status=NotificationStatus.PENDING)
+        .order_by("pk")
+        .values_list(*_OUTGOING_FIELDS)
+    )
+    return [OutgoingNotification(*row) for row in rows]
+
+
+def notification_send(log_id: int) -> str | None:
+    """Send one prepared row (see `notification_send_many`); its status afterwards, or None."""
+    return notification_send_many([log_id]).get(log_id)
+
+
+def notification_send_many(log_ids: Sequence[int]) -> dict[int, str]:
+    """Publish the `pending` rows among `log_ids` to the Notifier queue; {log id: new status}.
+
+    Called after commit, outside any transaction. Rows that are no longer `pending` (sent by
+    someone else, or marked stuck) are left alone. Statuses are written once per chunk.
+    """
+    return {pk: status for pk, _, status in _send_many(log_ids)}
+
+
+def _send_many(log_ids: Sequence[int]) -> list[tuple[int, str, str]]:
+    """(log id, dedupe key, new status) of every row sent, failed or skipped."""
+    sent: list[tuple[int, str, str]] = []
+    enabled = notifier_enabled()
+    for chunk in _chunks(list(log_ids)):
+        logs = _pending(list(chunk))
+        if not logs:
+            continue
+        outcomes = _Outcomes()
+        try:
+            (_publish if enabled else _log_only)(logs, outcomes)
+        finally:
+            # Even when the soft time limit interrupts the chunk: what was sent is recorded, the
+            # rest stays pending (and is retried as stuck).
+            statuses = outcomes.flush(now=timezone.now())
+        sent += [(log.pk, log.dedupe_key, statuses[log.pk]) for log in logs if log.pk in statuses]
+        logger.info(
+            "notifications: %d enqueued, %d failed, %d skipped",
+            len(outcomes.enqueued),
+            sum(map(len, outcomes.failed.values())),
+            sum(map(len, outcomes.skipped.values())),
+        )
+    return sent
+
+
+def _log_only(logs: list[OutgoingNotification], outcomes: _Outcomes) -> None:
+    """The producer is disabled (no broker): log each notification and skip it."""
+    for log in logs:
+        logger.info(
+            "notifier disabled (no broker): %s to user %s in %s not sent: %r",
+            log.notification_type,
+            log.user_id,
+            log.bot_id,
+            log.text[:200],
+        )
+        outcomes.skipped[NO_BROKER].append(log.pk)
+
+
+def _publish(logs: list[OutgoingNotification], outcomes: _Outcomes) -> None:
+    """`send_task` each row's message on one broker connection, recording each outcome."""
+    queue = settings.NOTIFICATION_TASKS_QUEUE_NAME
+    broker_failures = 0
+    last_broker_error = ""
+    with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
+        producer = Producer(connection, auto_declare=False)  # what `send_task` would build
+        for log in logs:
+            notification_type = log.notification_type
+            if broker_failures >= MAX_CONSECUTIVE_BROKER_FAILURES:
+                outcomes.failed[last_broker_error].append(log.pk)
+                metrics.notification_enqueue_failure.labels(
+                    reason=REASON_BROKER, notification_type=notification_type
+                ).inc()
+                continue
+            metrics.notification_enqueue_attempt.labels(notification_type=notification_type).inc()
+            try:
+                message = notification_message(log)
+            except PreparationError as exc:
+                metrics.notification_enqueue_failure.labels(
+                    reason=REASON_PREPARATION, notification_type=notification_type
+                ).inc()
+                logger.warning("notification %s not sent: %s", log.task_id, exc)
+                target = outcomes.skipped if exc.skip else outcomes.failed
+                target[str(exc) if exc.skip else _error(REASON_PREPARATION, exc)].append(log.pk)
+                continue
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception as exc:
+                metrics.notification_enqueue_failure.labels(
+                    reason=REASON_PREPARATION, notification_type=notification_type
+                ).inc()
+                logger.exception("notification %s: preparing the message failed", log.task_id)
+                outcomes.failed[_error(REASON_PREPARATION, exc)].append(log.pk)
+                continue
+            started = time.monotonic()
+            try:
+                celery_app.send_task(
+                    NOTIFIER_TASK_NAME,
+                    args=[message],
+                    queue=queue,
+                    task_id=message["task_id"],
+                    producer=producer,
+                )
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception as exc:
+                broker_failures += 1
+                last_broker_error = _error(REASON_BROKER, exc)
+                metrics.notification_enqueue_failure.labels(
+                    reason=REASON_BROKER, notification_type=notification_type
+                ).inc()
+                logger.warning("notification %s: send_task failed: %s", log.task_id, exc)
+                outcomes.failed[last_broker_error].append(log.pk)
+                continue
+            finally:
+                metrics.notification_enqueue_duration.labels(
+                    notification_type=notification_type
+                ).observe(time.monotonic() - started)
+            broker_failures = 0
+            metrics.notification_enqueue_success.labels(notification_type=notification_type).inc()
+            outcomes.enqueued.append(log.pk)
+
+
+# --- stuck rows (§8.4) --------------------------------------------------------------------------
+
+
+def notification_fail_stuck(*, now: datetime) -> int:
+    """Mark `pending` rows older than `STUCK_AFTER` as `failed`, so the retry rule applies.
+
+    A row stays `pending` only if its process died between commit and send; the lost try counts
+    as an attempt, so a row that keeps killing its sender is not retried forever.
+    """
+    return NotificationLog.objects.filter(
+        status=NotificationStatus.PENDING, created_at__lt=now - STUCK_AFTER
+    ).update(
+        status=NotificationStatus.FAILED,
+        attempts=F("attempts") + 1,
+        error="stuck in pending: not sent after commit",
+    )

@@ -1,0 +1,459 @@
+"""The `notification_scheduler` job (shared jobs.md §6): reminders and report deliveries.
+
+Every 300 s, four parts, each producing its notifications through the producer (§8):
+
+* **A. Session reminders**: opted-in profiles whose freeze ended within the lookback (three
+  cycles), once per freeze (`session_reminder:<profile>:<frozen_until unix>`).
+* **B. Long-break reminders**: the ladder `1d … 90d` at about the UTC time of day of the last
+  practice (modulo 24 h, so across midnight too: Fix 14), with a 47 h cooldown; after a successful
+  enqueue only the two reminder fields are written, and only if `last_exercise_at` is still the
+  value read (Fix 3: an exercise served meanwhile wins).
+* **C. Detailed-report delivery**: `GENERATED` reports past `FULL_WEEKLY_REPORT_SENDING_DELAY`
+  are sent with the donation button and moved to `SENT` after the enqueue.
+* **D. Short-report catch-up**: reports of the last two days never announced (a crash between the
+  weekly job's creation and notification). Skipped while `weekly_reports` holds its lock, so the
+  weekly job's own batches are not overtaken.
+
+Each part reads its candidates in one query, inserts its log rows in one transaction
+(`notification_prepare_many`), sends them after commit and writes its follow-up with set-based
+conditional UPDATEs: the number of queries does not grow with the number of candidates (weakness
+39). A second run changes nothing: dedupe keys, conditional updates. Before the parts, `pending`
+rows left by a crashed sender are marked `failed`; a `failed` row is re-sent by the part that
+produces its key again (§8.4). One part's failure does not stop the others; the run then fails
+with the parts named, once all have run.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+from typing import Any
+
+import sentry_sdk
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import connections, transaction
+from django.db.models import Q
+
+from duoniche.enums import NotificationStatus, NotificationType, ReportStatus
+from duoniche.models import JobLock
+from duoniche.texts import render, render_variant
+from learning.models import BotProfile, WeeklyReport
+from notifications.models import NotificationLog
+from notifications.producer import (
+    STUCK_AFTER,
+    NotificationDraft,
+    PreparedBatch,
+    notification_fail_stuck,
+    notification_plan,
+    notification_prepare_many,
+)
+from notifications.selectors import (
+    LongBreakCandidate,
+    ReportCandidate,
+    SessionReminderCandidate,
+    profiles_due_for_long_break,
+    profiles_due_for_session_reminder,
+    reports_due_for_full_delivery,
+    reports_due_for_short_catch_up,
+)
+
+logger = logging.getLogger(__name__)
+
+NEXT_COMMAND = "\n\n/next"
+#: The job whose lock pauses the short-report catch-up (it sends those notifications itself).
+WEEKLY_REPORTS_JOB = "weekly_reports"
+#: Conditions per conditional UPDATE of the long-break follow-up (outside PostgreSQL).
+UPDATE_CHUNK = 500
+#: Dedupe keys listed in a dry run's stats, per part.
+DRY_RUN_SAMPLE = 20
+
+
+class NotificationSchedulerError(RuntimeError):
+    """Some parts failed (the others ran); raised at the end so the run is recorded as failed."""
+
+
+def _unix(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+# --- the long-break ladder (§6.B) ---------------------------------------------------------------
+
+
+def long_break_step(
+    *,
+    now: datetime,
+    last_exercise_at: datetime | None,
+    last_type_sent: str | None,
+    last_sent_at: datetime | None,
+) -> str | None:
+    """The ladder step due now, or None (not inactive long enough, cooldown, ladder finished).
+
+    Steps after the last one sent (null or unknown: from the beginning); the largest one whose
+    interval has passed, so a long absence skips the earlier steps. The cooldown is measured from
+    the last reminder: exactly `LONG_BREAK_REMINDERS_COOLDOWN_HOURS` passes. The time-of-day window
+    is the selector's business.
+    """
+    if last_exercise_at is None:
+        return None
+    if last_sent_at is not None and now - last_sent_at < timedelta(
+        hours=settings.LONG_BREAK_REMINDERS_COOLDOWN_HOURS
+    ):
+        return None
+    sequence: list[str] = settings.LONG_BREAK_REMINDER_SEQUENCE
+    intervals: dict[str, timedelta] = settings.LONG_BREAK_REMINDER_INTERVALS
+    start = sequence.index(last_type_sent) + 1 if last_type_sent in sequence else 0
+    since = now - last_exercise_at
+    due = [step for step in sequence[start:] if intervals[step] <= since]
+    return max(due, key=lambda step: intervals[step]) if due else None
+
+
+def long_break_text(*, step: str, language: str, streak_days: int) -> str:
+    """`1d`: a streak variant (streak > 1) or `long_break_1d`; `90d`: `long_break_final`."""
+    if step == "1d" and streak_days > 1:
+        text = render_variant("long_break_1d_streak", language, streak_days=streak_days)
+    elif step == "90d":
+        text = render("long_break_final", language)
+    else:
+        text = render(f"long_break_{step}", language)
+    return text + NEXT_COMMAND
+
+
+# --- drafts -------------------------------------------------------------------------------------
+
+
+def session_reminder_draft(candidate: SessionReminderCandidate) -> NotificationDraft:
+    frozen_until = candidate.session_frozen_until
+    return NotificationDraft(
+        user_id=candidate.user_id,
+        bot_id=candidate.bot_id,
+        notification_type=NotificationType.SESSION_REMINDER,
+        text=render("session_is_ready", candidate.user_language) + NEXT_COMMAND,
+        reply_markup=None,
+        metadata={},
+        context={"session_frozen_until": _iso(frozen_until)},
+        dedupe_key=f"session_reminder:{candidate.profile_id}:{_unix(frozen_until)}",
+    )
+
+
+def long_break_draft(
+    candidate: LongBreakCandidate, *, step: str, now: datetime
+) -> NotificationDraft:
+    last_exercise_at = candidate.last_exercise_at
+    return NotificationDraft(
+        user_id=candidate.user_id,
+        bot_id=candidate.bot_id,
+        notification_type=NotificationType.LONG_BREAK_REMINDER,
+        text=long_break_text(
+            step=step,
+            language=candidate.user_language,
+            streak_days=candidate.current_streak_days,
+        ),
+        reply_markup=None,
+        metadata={"reminder_type": step, "days_inactive": (now - last_exercise_at).days},
+        context={"last_exercise_at": _iso(last_exercise_at)},
+        dedupe_key=f"long_break:{candidate.profile_id}:{step}:{_unix(last_exercise_at)}",
+    )
+
+
+def _keyboard(text: str, callback_data: str) -> dict[str, Any]:
+    return {"inline_keyboard": [[{"text": text, "callback_data": callback_data}]]}
+
+
+def full_report_draft(candidate: ReportCandidate) -> NotificationDraft:
+    report_id = candidate.report_id
+    return NotificationDraft(
+        user_id=candidate.user_id,
+        bot_id=candidate.bot_id,
+        notification_type=NotificationType.WEEKLY_REPORT,
+        text=candidate.text,
+        reply_markup=_keyboard(
+            render("report_donation_button_text", candidate.user_language),
+            f"initiate_payment:report_donation:{report_id}",
+        ),
+        metadata={"report_id": report_id, "is_full_report": True},
+        context={"report_id": report_id},
+        dedupe_key=f"weekly_report_full:{report_id}",
+        is_full_report=True,
+    )
+
+
+def short_report_draft(candidate: ReportCandidate) -> NotificationDraft:
+    report_id = candidate.report_id
+    return NotificationDraft(
+        user_id=candidate.user_id,
+        bot_id=candidate.bot_id,
+        notification_type=NotificationType.WEEKLY_REPORT,
+        text=candidate.text,
+        reply_markup=_keyboard(
+            render("weekly_report_detailed_button", candidate.user_language),
+            f"full_weekly_report:yes:{report_id}",
+        ),
+        metadata={"report_id": report_id},
+        context={"report_id": report_id},
+        dedupe_key=f"weekly_report_short:{report_id}",
+    )
+
+
+# --- producing ----------------------------------------------------------------------------------
+
+
+def _deliver(
+    *,
+    drafts: list[NotificationDraft],
+    now: datetime,
+    dry_run: bool,
+    stats: dict[str, Any],
+    on_enqueued: Callable[[list[str]], int] | None = None,
+) -> dict[str, Any]:
+    """Produce `drafts` in one transaction; sent on commit, then `on_enqueued` (follow-up)."""
+    if dry_run:
+        plan = notification_plan(drafts)
+        sample = [draft.dedupe_key for draft in plan.new] + plan.retry_keys
+        stats.update(
+            would_send=len(plan.new) + len(plan.retry_ids),
+            new=len(plan.new),
+            retries=len(plan.retry_ids),
+            duplicates=plan.duplicates,
+            sample=sample[:DRY_RUN_SAMPLE],
+        )
+        return stats
+    stats.update(enqueued=0, failed=0, skipped=0)
+    if on_enqueued is not None:
+        stats["written"] = 0
+
+    def written(keys: list[str]) -> None:
+        assert on_enqueued is not None
+        stats["written"] += on_enqueued(keys)
+
+    def sent(batch: PreparedBatch) -> None:
+        for status in (
+            NotificationStatus.ENQUEUED,
+            NotificationStatus.FAILED,
+            NotificationStatus.SKIPPED,
+        ):
+            stats[status.value] = batch.count(status)
+
+    if not drafts:
+        stats.update(new=0, retried=0, duplicates=0)
+        return stats
+    with transaction.atomic():
+        batch = notification_prepare_many(
+            drafts=drafts,
+            now=now,
+            on_enqueued=written if on_enqueued is not None else None,
+            on_sent=sent,
+        )
+    stats.update(new=len(batch.new), retried=len(batch.retried), duplicates=batch.duplicates)
+    return stats
+
+
+def _drafts_of(
+    candidates: list[Any], build: Callable[[Any], NotificationDraft | None], stats: dict[str, Any]
+) -> list[NotificationDraft]:
+    """Build each candidate's draft; one candidate's failure is logged and counted, not raised."""
+    drafts: list[NotificationDraft] = []
+    errors = 0
+    for candidate in candidates:
+        try:
+            draft = build(candidate)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:
+            errors += 1
+            logger.exception("notification for %r could not be built", candidate)
+            continue
+        if draft is not None:
+            drafts.append(draft)
+    stats["candidates"] = len(candidates)
+    if errors:
+        stats["errors"] = errors
+    return drafts
+
+
+# --- the parts ----------------------------------------------------------------------------------
+
+
+def session_reminders_send(*, now: datetime, dry_run: bool) -> dict[str, Any]:
+    """A. One reminder per freeze, within the lookback; the profile is not written (Compat)."""
+    stats: dict[str, Any] = {}
+    candidates = profiles_due_for_session_reminder(now=now)
+    drafts = _drafts_of(candidates, session_reminder_draft, stats)
+    return _deliver(drafts=drafts, now=now, dry_run=dry_run, stats=stats)
+
+
+def profiles_mark_long_break_sent(*, sent: list[tuple[int, datetime, str]], now: datetime) -> int:
+    """Record reminders `(profile id, last_exercise_at read, step)`; the number of rows written.
+
+    Only the two reminder fields, and only where `last_exercise_at` is still the value read: an
+    exercise served meanwhile reset them, and that wins (Fix 3). `updated_at` is not touched.
+    One statement on PostgreSQL (joined to the arrays of values); elsewhere one per step and chunk.
+    """
+    if not sent:
+        return 0
+    if connections[BotProfile.objects.db].vendor == "postgresql":
+        return _mark_long_break_sent_postgresql(sent=sent, now=now)
+    return _mark_long_break_sent_portable(sent=sent, now=now)
+
+
+def _mark_long_break_sent_postgresql(
+    *, sent: list[tuple[int, datetime, str]], now: datetime
+) -> int:
+    connection = connections[BotProfile.objects.db]
+    quote = connection.ops.quote_name
+    meta = BotProfile._meta
+    table = quote(meta.db_table)
+    pk = quote(meta.pk.column)
+    last_exercise = quote(meta.get_field("last_exercise_at").column)
+    type_sent = quote(meta.get_field("last_long_break_reminder_type_sent").column)
+    sent_at = quote(meta.get_field("last_long_break_reminder_sent_at").column)
+    # Identifiers come from the model's metadata, quoted; every value is a parameter.
+    statement = (
+        f"UPDATE {table} AS profile SET {type_sent} = sent.step, {sent_at} = %s "  # noqa: S608
+        "FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) "
+        "AS sent (id, last_exercise_at, step) "
+        f"WHERE profile.{pk} = sent.id AND profile.{last_exercise} = sent.last_exercise_at"
+    )
+    ids, last_exercises, steps = (list(column) for column in zip(*sent, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [now, ids, last_exercises, steps])
+        return int(cursor.rowcount)
+
+
+def _mark_long_break_sent_portable(*, sent: list[tuple[int, datetime, str]], now: datetime) -> int:
+    by_step: dict[str, list[tuple[int, datetime]]] = defaultdict(list)
+    for profile_id, last_exercise_at, step in sent:
+        by_step[step].append((profile_id, last_exercise_at))
+    written = 0
+    for step, pairs in sorted(by_step.items()):
+        for start in range(0, len(pairs), UPDATE_CHUNK):
+            unchanged = reduce(
+                operator.or_,
+                (
+                    Q(pk=profile_id, last_exercise_at=last_exercise_at)
+                    for profile_id, last_exercise_at in pairs[start : start + UPDATE_CHUNK]
+                ),
+            )
+            written += BotProfile.objects.filter(unchanged).update(
+                last_long_break_reminder_type_sent=step, last_long_break_reminder_sent_at=now
+            )
+    return written
+
+
+def long_break_reminders_deliver(
+    *, candidates: list[LongBreakCandidate], now: datetime, dry_run: bool
+) -> dict[str, Any]:
+    """B. The reminders due for `candidates` (as read by the selector, possibly stale)."""
+    stats: dict[str, Any] = {}
+    due: dict[str, tuple[int, datetime, str]] = {}
+
+    def build(candidate: LongBreakCandidate) -> NotificationDraft | None:
+        step = long_break_step(
+            now=now,
+            last_exercise_at=candidate.last_exercise_at,
+            last_type_sent=candidate.last_long_break_reminder_type_sent,
+            last_sent_at=candidate.last_long_break_reminder_sent_at,
+        )
+        if step is None:
+            return None
+        draft = long_break_draft(candidate, step=step, now=now)
+        due[draft.dedupe_key] = (candidate.profile_id, candidate.last_exercise_at, step)
+        return draft
+
+    drafts = _drafts_of(candidates, build, stats)
+    stats["due"] = len(drafts)
+    by_step: dict[str, int] = defaultdict(int)
+    for _, _, step in due.values():
+        by_step[step] += 1
+    stats["steps"] = dict(sorted(by_step.items()))
+
+    def follow_up(keys: list[str]) -> int:
+        return profiles_mark_long_break_sent(sent=[due[key] for key in keys], now=now)
+
+    return _deliver(drafts=drafts, now=now, dry_run=dry_run, stats=stats, on_enqueued=follow_up)
+
+
+def long_break_reminders_send(*, now: datetime, dry_run: bool) -> dict[str, Any]:
+    """B. Long-break reminders of the profiles due now."""
+    return long_break_reminders_deliver(
+        candidates=profiles_due_for_long_break(now=now), now=now, dry_run=dry_run
+    )
+
+
+def full_reports_send(*, now: datetime, dry_run: bool) -> dict[str, Any]:
+    """C. Detailed reports past the sending delay; `GENERATED → SENT` after the enqueue."""
+    stats: dict[str, Any] = {}
+    candidates = reports_due_for_full_delivery(now=now)
+    drafts = _drafts_of(candidates, full_report_draft, stats)
+    report_ids = {draft.dedupe_key: draft.context["report_id"] for draft in drafts}
+
+    def mark_sent(keys: list[str]) -> int:
+        return WeeklyReport.objects.filter(
+            pk__in=[report_ids[key] for key in keys], status=ReportStatus.GENERATED
+        ).update(status=ReportStatus.SENT, full_sent_at=now, status_changed_at=now)
+
+    return _deliver(drafts=drafts, now=now, dry_run=dry_run, stats=stats, on_enqueued=mark_sent)
+
+
+def short_reports_catch_up(*, now: datetime, dry_run: bool) -> dict[str, Any]:
+    """D. Short reports never announced; `short_notified_at` set after the enqueue."""
+    if JobLock.objects.filter(name=WEEKLY_REPORTS_JOB, locked_until__gt=now).exists():
+        return {"paused": f"{WEEKLY_REPORTS_JOB} is running"}
+    stats: dict[str, Any] = {}
+    candidates = reports_due_for_short_catch_up(now=now)
+    drafts = _drafts_of(candidates, short_report_draft, stats)
+    report_ids = {draft.dedupe_key: draft.context["report_id"] for draft in drafts}
+
+    def mark_notified(keys: list[str]) -> int:
+        return WeeklyReport.objects.filter(
+            pk__in=[report_ids[key] for key in keys], short_notified_at__isnull=True
+        ).update(short_notified_at=now)
+
+    return _deliver(drafts=drafts, now=now, dry_run=dry_run, stats=stats, on_enqueued=mark_notified)
+
+
+PARTS: dict[str, Callable[..., dict[str, Any]]] = {
+    "session_reminders": session_reminders_send,
+    "long_break_reminders": long_break_reminders_send,
+    "full_reports": full_reports_send,
+    "short_report_catch_up": short_reports_catch_up,
+}
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+
+def notification_scheduler(*, now: datetime, dry_run: bool) -> dict[str, Any]:
+    """The job body (jobs.md §6): stuck rows, then parts A–D; their stats."""
+    stats: dict[str, Any] = {}
+    if dry_run:
+        stats["stuck_pending"] = NotificationLog.objects.filter(
+            status=NotificationStatus.PENDING, created_at__lt=now - STUCK_AFTER
+        ).count()
+    else:
+        stats["stuck_marked_failed"] = notification_fail_stuck(now=now)
+    failures: dict[str, str] = {}
+    for name, part in PARTS.items():
+        try:
+            stats[name] = part(now=now, dry_run=dry_run)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:
+            failures[name] = f"{type(exc).__name__}: {exc}"
+            stats[name] = {"error": failures[name]}
+            logger.exception("notification_scheduler: part %s failed", name)
+            sentry_sdk.capture_exception(exc)
+    logger.info("notification_scheduler at %s: %s", _iso(now), stats)
+    if failures:
+        raise NotificationSchedulerError(
+            "; ".join(f"{name}: {error}" for name, error in failures.items())
+        )
+    return stats
