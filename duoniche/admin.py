@@ -1,4 +1,5 @@
-"""Admin for platform records, and the read-only base the ledgers and logs of every app share."""
+"""Admin for platform records, the read-only base the ledgers and logs of every app share, and
+the operations dashboard on the admin index."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
 
+from duoniche.dashboard import dashboard_build
 from duoniche.models import JobLock, JobRun, LLMCall
 
 
@@ -62,3 +66,24 @@ class JobRunAdmin(ReadOnlyAdmin):
 class JobLockAdmin(ReadOnlyAdmin):
     list_display = ("name", "owner", "acquired_at", "locked_until")
     search_fields = ("name", "owner")
+
+
+# --- the dashboard on the admin index ---------------------------------------------------------
+
+_site_index = admin.site.index
+
+
+def index_with_dashboard(
+    request: HttpRequest, extra_context: dict[str, Any] | None = None
+) -> TemplateResponse:
+    """The admin index with the operations dashboard (`templates/admin/index.html`) above it.
+
+    The project keeps Django's default admin site, so its index view is wrapped here, before the
+    URLconf asks the site for its views. Each section is computed only for staff who may open
+    the changelists it links to.
+    """
+    dashboard = dashboard_build(now=timezone.now(), can_view=request.user.has_perm)
+    return _site_index(request, extra_context={"dashboard": dashboard, **(extra_context or {})})
+
+
+admin.site.index = index_with_dashboard  # type: ignore[method-assign]

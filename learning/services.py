@@ -512,3 +512,24 @@ def exercise_select(
     if oldest is not None:
         return Exercise.objects.get(pk=oldest), True
     return None, False
+
+
+# --- staff operations (admin) -----------------------------------------------------------------
+
+
+def profile_staff_reset_session(*, profile_id: int, now: datetime) -> BotProfile:
+    """The admin's "reset session" (domain.md §18): start a new session now (§8 step 6a).
+
+    The same reset as a session-unlock payment, on the profile row locked for the write. The next
+    call of the bot serves a fresh session: counters zeroed, no freeze, reminder state cleared.
+    """
+    with transaction.atomic():
+        profile = BotProfile.objects.select_for_update().filter(pk=profile_id).first()
+        if profile is None:
+            raise ApplicationError(
+                f"Bot profile {profile_id} was not found.", code="profile_not_found", status=404
+            )
+        fields = profile_reset_session(profile=profile, now=now)
+        profile.save(update_fields=[*fields, "updated_at"])
+    logger.info("session of profile %s reset by staff", profile_id)
+    return profile

@@ -1,11 +1,29 @@
-"""Admin for payments: financial records, read-only (refunds come with the payments issue)."""
+"""Admin for payments: financial records, read-only; refunds go through `payment_refund`.
+
+The "Refund via Telegram" action (domain.md §11.5, permission `payments.refund_payment`, group
+*support*) first shows a confirmation page listing the selected payments; on confirmation it calls
+the service once per payment (each one a Bot API call outside any transaction) and reports what
+happened: refunded, already refunded, or the error Telegram gave (also kept in `refund_error`).
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from duoniche.admin import ReadOnlyAdmin
+from duoniche.api.errors import ApplicationError
+from duoniche.enums import PaymentStatus
 from payments.models import Payment
+from payments.services import payment_refund
+
+REFUND_PERMISSION = "payments.refund_payment"
 
 
 @admin.register(Payment)
@@ -21,8 +39,83 @@ class PaymentAdmin(ReadOnlyAdmin):
         "payload_signed",
         "processed_at",
         "refunded_at",
+        "refunded_by",
+        "refund_error_short",
     )
-    list_filter = ("status", "source", "bot_id", "payload_signed")
+    list_filter = (
+        "source",
+        "bot_id",
+        "processed_at",
+        "status",
+        "refunded_at",
+        "payload_signed",
+    )
     search_fields = ("telegram_payment_charge_id", "user__telegram_id", "user__username")
-    list_select_related = ("user",)
+    list_select_related = ("user", "refunded_by")
     date_hierarchy = "processed_at"
+    actions = ("refund_via_telegram",)
+
+    @admin.display(description="refund error")
+    def refund_error_short(self, payment: Payment) -> str:
+        error = payment.refund_error
+        return error if len(error) <= 60 else error[:59] + "…"
+
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REFUND_PERMISSION)
+
+    @admin.action(description="Refund via Telegram", permissions=["refund"])
+    def refund_via_telegram(
+        self, request: HttpRequest, queryset: QuerySet[Payment]
+    ) -> TemplateResponse | None:
+        payments = list(queryset.select_related("user").order_by("pk"))
+        if request.POST.get("post") != "yes":
+            return self._refund_confirmation(request, payments)
+        staff = request.user if isinstance(request.user, AbstractBaseUser) else None
+        refunded: list[int] = []
+        already: list[int] = []
+        for payment in payments:
+            try:
+                result = payment_refund(payment_id=payment.pk, staff_user=staff)
+            except ApplicationError as error:  # PaymentRefundFailed included
+                self.message_user(request, error.message, messages.ERROR)
+                continue
+            (refunded if result.outcome == "refunded" else already).append(result.payment_id)
+        if refunded:
+            self.message_user(
+                request,
+                f"Refunded {_payments(refunded)} via Telegram.",
+                messages.SUCCESS,
+            )
+        if already:
+            self.message_user(
+                request,
+                f"Already refunded, nothing done: {_payments(already)}.",
+                messages.WARNING,
+            )
+        return None
+
+    def _refund_confirmation(
+        self, request: HttpRequest, payments: list[Payment]
+    ) -> TemplateResponse:
+        to_refund = [p for p in payments if p.status == PaymentStatus.PAID]
+        opts = self.model._meta
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Refund via Telegram?",
+            "subtitle": None,
+            "opts": opts,
+            "payments": payments,
+            "to_refund": to_refund,
+            "already_refunded": [p for p in payments if p.status != PaymentStatus.PAID],
+            "total_stars": sum(p.amount for p in to_refund),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action_name": "refund_via_telegram",
+            "media": self.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/payments/payment/refund_confirmation.html", context)
+
+
+def _payments(ids: list[int]) -> str:
+    label = "payment" if len(ids) == 1 else "payments"
+    return f"{len(ids)} {label} (" + ", ".join(f"#{pk}" for pk in ids) + ")"
