@@ -251,3 +251,26 @@ def test_a_real_worker_runs_the_metrics_updater_and_the_web_exports_its_gauge(tm
         "language_level": "A2",
     }
     assert values == {tuple(sorted(labels.items())): 1.0}
+
+
+def test_a_real_worker_runs_the_weekly_reports(tmp_path):
+    from learning.models import WeeklyReport
+
+    profile = BotProfileFactory()
+    now = timezone.now()
+    monday = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0)
+    last_week = monday - timedelta(days=7)
+    for day in range(15):
+        ExerciseAttemptFactory(
+            user=profile.user, created_at=last_week + timedelta(hours=10 * day + 1)
+        )
+    quiet = BotProfileFactory()
+    ExerciseAttemptFactory(user=quiet.user, created_at=last_week + timedelta(hours=1))
+
+    run, _ = run_in_worker(tmp_path, "weekly_reports", "notifications.weekly_reports")
+
+    report = WeeklyReport.objects.get()
+    assert (report.user_id, report.bot_id) == (profile.user_id, "Bulgarian")
+    assert report.week_start_date == last_week.date()
+    assert "15" in report.short_report
+    assert run.stats
