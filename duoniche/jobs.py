@@ -150,8 +150,8 @@ def iso_week_key(now: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-#: The periodic jobs whose bodies exist, by `run_job` name (jobs.md §1.1). Others join as their
-#: bodies land: one entry here and one task in `duoniche/tasks.py`.
+#: The periodic jobs by `run_job` name (jobs.md §1.1). Their Celery tasks and the beat schedule
+#: are built from these entries (`duoniche/tasks.py`, `beat_schedule()`).
 JOBS: dict[str, Job] = {
     "refill_stock": Job(
         name="refill_stock",
