@@ -9,30 +9,18 @@ are then read at this process's `/metrics`: a value computed in the worker, expo
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from duoniche.celery import app
-from duoniche.enums import ExerciseStatus, JobRunStatus, ReviewSource
-from duoniche.models import JobLock, JobRun, LLMCall
+from duoniche.enums import ExerciseStatus, ReviewSource
+from duoniche.models import LLMCall
 from exercises.models import Exercise, ExerciseReview
 from exercises.services import exercise_change_status
 from learning.models import BotProfile
+from tests.celery_worker import run_in_worker
 from tests.exercises.factories import ExerciseAnswerFactory, ExerciseFactory
 from tests.fakes.openai_server import FAKE_API_KEY, FAKE_MODEL, FakeOpenAIServer
 from tests.learning.factories import (
@@ -45,100 +33,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored"),
 ]
-
-ROOT = Path(__file__).resolve().parents[2]
-WAIT_SECONDS = 60
-
-
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = db["HOST"] or "127.0.0.1"
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgres://{credentials}@{host}{port}/{db['NAME']}"
-
-
-def _worker_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "duoniche.settings_test",
-        "TEST_DATABASE_URL": _test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "OPENAI_API_KEY": "",
-        "OPENAI_BASE_URL": "",
-        "GENERATE_AUDIO": "false",
-        "DATABASE_CONN_MAX_AGE": "0",
-        "SENTRY_DSN": "",
-        **extra,
-    }
-    # prometheus_client switches to multiprocess files by the variable's presence, even empty.
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.pop("prometheus_multiproc_dir", None)
-    return env
-
-
-@contextmanager
-def worker(tmp_path: Path, **extra_env: str) -> Iterator[Any]:
-    """A running worker; yields a function that returns its log so far."""
-    assert settings.CELERY_BROKER_URL, "the worker test needs Redis (REDIS_URL)"
-    log_path = tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log"
-    command = [
-        str(Path(sys.executable).with_name("celery")),
-        "-A",
-        "duoniche",
-        "worker",
-        "-Q",
-        settings.CELERY_TASK_DEFAULT_QUEUE,
-        "--pool",
-        "solo",
-        "--concurrency",
-        "1",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--loglevel",
-        "INFO",
-        "-n",
-        f"quality-test-{uuid.uuid4().hex[:8]}@%h",
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=_worker_env(extra_env), stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        yield lambda: (process, log_path.read_text(errors="replace"))
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-def run_in_worker(tmp_path: Path, job: str, task: str, **extra_env: str) -> tuple[JobRun, str]:
-    """Send `task` to a fresh worker and wait for the job's finished run."""
-    with worker(tmp_path, **extra_env) as state:
-        app.send_task(task, kwargs={"sent_by": "test"})
-        run = None
-        deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline and state()[0].poll() is None:
-            run = JobRun.objects.filter(
-                job=job, status__in=[JobRunStatus.SUCCEEDED, JobRunStatus.FAILED]
-            ).first()
-            if run is not None:
-                break
-            time.sleep(0.2)
-        output = state()[1]
-    assert run is not None, f"no finished {job} run within {WAIT_SECONDS} s:\n{output}"
-    assert run.status == JobRunStatus.SUCCEEDED, f"{run.error}\n{output}"
-    assert not JobLock.objects.filter(name=job).exists()
-    assert task in output
-    return run, output
 
 
 def test_a_real_worker_runs_the_quality_monitor(tmp_path):

@@ -32,7 +32,7 @@ from duoniche.models import JobLock, JobRun
 from duoniche.texts import render
 from learning.models import BotProfile, WeeklyReport
 from notifications.models import NotificationLog
-from tests.duoniche.test_celery_worker import ROOT, _test_database_url, _worker_env
+from tests.celery_worker import ROOT, current_database_url, worker_env
 from tests.learning.factories import BotProfileFactory, TelegramUserFactory, WeeklyReportFactory
 
 pytestmark = [
@@ -58,9 +58,9 @@ def _start_worker(*, default_queue: str, notifier_queue: str, log_path: Path) ->
     # The production settings module, not `settings_test` (which forces eager mode, and with it
     # the producer off): the worker talks to Redis as in production, on the test database.
     env = {
-        **_worker_env(),
+        **worker_env(),
         "DJANGO_SETTINGS_MODULE": "duoniche.settings",
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": current_database_url(),
         "DJANGO_DEBUG": "false",
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "CELERY_TASK_DEFAULT_QUEUE": default_queue,
