@@ -59,6 +59,7 @@ def test_production_without_a_required_setting_fails_fast(missing, named):
 
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
+    assert "AppRegistryNotReady" not in result.stderr  # the real reason, not a later symptom
     assert named in result.stderr
     assert "x7Hq2LzP9vRt" not in result.stderr  # never the values
 
