@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 
 from duoniche import llm
 from duoniche.enums import ExerciseType, LLMPurpose
+from duoniche.rows import Statement, instance_from_row, select_list
 from duoniche.telegram_html import clean_telegram_html, truncate_visible
 from duoniche.texts import render
 from exercises.answers import (
@@ -82,11 +82,18 @@ class Verdict:
 
 
 def _rows(exercise: Exercise, answer_key: str) -> list[ExerciseAnswer]:
-    return list(
-        ExerciseAnswer.objects.filter(exercise=exercise, answer_key=answer_key).order_by(
-            "created_at", "pk"
-        )
+    """The stored verdicts of one answer, oldest first.
+
+    Written out (parameterised) because it runs on every validation and the ORM's compilation
+    cost more than the indexed lookup.
+    """
+    statement = (
+        f"SELECT {select_list(ExerciseAnswer, 'v')} FROM {ExerciseAnswer._meta.db_table} v "  # noqa: S608
+        "WHERE v.exercise_id = %s AND v.answer_key = %s ORDER BY v.created_at, v.id"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [exercise.pk, answer_key])
+        return [instance_from_row(ExerciseAnswer, row) for row in cursor.fetchall()]
 
 
 def _reusable(rows: list[ExerciseAnswer], feedback_language: str) -> ExerciseAnswer | None:
@@ -406,8 +413,25 @@ def deterministic_verdict(*, exercise: Exercise, answer: CanonicalAnswer) -> Ver
     )
 
 
-def verdict_count_attempt(*, exercise_id: int, verdict_id: int | None) -> None:
-    """Count one recorded attempt on the exercise and on the verdict it used (`F()` increments)."""
-    Exercise.objects.filter(pk=exercise_id).update(attempts_count=F("attempts_count") + 1)
+def verdict_attempt_counted(*, exercise_id: int, verdict_id: int | None) -> list[Statement]:
+    """The increments counting one recorded attempt on the exercise and on the verdict it used.
+
+    Statements, not a write: the caller runs them inside the write that records the attempt
+    (`duoniche.rows.run_with`), so both land or neither does, in one round trip.
+    """
+    statements = [
+        Statement(
+            f"UPDATE {Exercise._meta.db_table} SET attempts_count = attempts_count + 1 "  # noqa: S608
+            "WHERE id = %s",
+            (exercise_id,),
+        )
+    ]
     if verdict_id is not None:
-        ExerciseAnswer.objects.filter(pk=verdict_id).update(attempts_count=F("attempts_count") + 1)
+        statements.append(
+            Statement(
+                f"UPDATE {ExerciseAnswer._meta.db_table} "  # noqa: S608
+                "SET attempts_count = attempts_count + 1 WHERE id = %s",
+                (verdict_id,),
+            )
+        )
+    return statements

@@ -1,9 +1,9 @@
 """Checking a learner's answer: the validate endpoints' service (bot-api.md §3.9, domain.md §10).
 
 Everything that can fail with a 4xx is checked before the first write. The verdict (which may call
-the LLM) is obtained outside any transaction; then one short transaction records the attempt and
-bumps the counters with `F()`. An LLM failure never surfaces: the deterministic verdict is used and
-the answer is 200 (Fix: the previous service answered 422 or 500 and left a NULL attempt behind).
+the LLM) is obtained outside any transaction; then one statement records the attempt and bumps the
+counters in place. An LLM failure never surfaces: the deterministic verdict is used and the answer
+is 200 (Fix: the previous service answered 422 or 500 and left a NULL attempt behind).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import connection
 
 from duoniche import metrics
 from duoniche.api.errors import ApplicationError
 from duoniche.languages import get_language, shows_cyrillic
+from duoniche.rows import Statement, insert_statement, run_with
 from exercises.answers import (
     AnswerNotInOptions,
     AnswerShapeError,
@@ -32,7 +32,7 @@ from exercises.answers import (
     for_display,
 )
 from exercises.models import Exercise
-from exercises.verdicts import Verdict, verdict_count_attempt, verdict_for_answer
+from exercises.verdicts import Verdict, verdict_attempt_counted, verdict_for_answer
 from learning.effective_settings import valid_overrides
 from learning.models import BotProfile, ExerciseAttempt, TelegramUser
 from learning.services import profile_not_found
@@ -258,30 +258,37 @@ def _record_attempt(
     canonical: CanonicalAnswer,
     verdict: Verdict,
     now: datetime,
-) -> ExerciseAttempt:
-    """One short transaction: the attempt with a copy of its verdict, and the counters."""
+) -> int:
+    """Record the attempt with a copy of its verdict and bump the counters: one statement.
+
+    The attempt INSERT carries the counter UPDATEs (exercise, verdict and, for a wrong answer,
+    the profile's errors in the set) as CTEs, so all land or none does, in one round trip and
+    without a BEGIN/COMMIT pair. Returns the attempt's id.
+    """
     original = {key: submitted[key] for key in canonical.answer if key in submitted}
-    # No savepoint: at the top of a request this is the whole transaction, and nothing in it is
-    # retried after an error.
-    with transaction.atomic(savepoint=False):
-        attempt = ExerciseAttempt.objects.create(
-            user_id=user_id,
-            exercise_id=exercise.pk,
-            verdict_id=verdict.verdict_id,
-            answer=original,
-            answer_text=canonical.text,
-            answer_key=canonical.key,
-            is_correct=verdict.is_correct,
-            feedback=verdict.feedback,
-            error_tags=verdict.error_tags,
-            created_at=now,
-        )
-        verdict_count_attempt(exercise_id=exercise.pk, verdict_id=verdict.verdict_id)
-        if not verdict.is_correct:
-            BotProfile.objects.filter(pk=learner.profile_id).update(
-                errors_count_in_set=F("errors_count_in_set") + 1
+    attempt = ExerciseAttempt(
+        user_id=user_id,
+        exercise_id=exercise.pk,
+        verdict_id=verdict.verdict_id,
+        answer=original,
+        answer_text=canonical.text,
+        answer_key=canonical.key,
+        is_correct=verdict.is_correct,
+        feedback=verdict.feedback,
+        error_tags=verdict.error_tags,
+        created_at=now,
+    )
+    counters = verdict_attempt_counted(exercise_id=exercise.pk, verdict_id=verdict.verdict_id)
+    if not verdict.is_correct:
+        counters.append(
+            Statement(
+                f"UPDATE {BotProfile._meta.db_table} "  # noqa: S608
+                "SET errors_count_in_set = errors_count_in_set + 1 WHERE id = %s",
+                (learner.profile_id,),
             )
-    return attempt
+        )
+    attempt_id: int = run_with(insert_statement(attempt), *counters)
+    return attempt_id
 
 
 def _observe(

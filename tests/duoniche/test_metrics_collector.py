@@ -177,7 +177,7 @@ def test_metrics_still_answer_when_the_cache_is_down(client):
     ExerciseFactory()
     dead_cache = {
         "default": {
-            "BACKEND": "django_prometheus.cache.backends.redis.NativeRedisCache",
+            "BACKEND": "duoniche.cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",
         }
     }

@@ -124,7 +124,7 @@ def test_risky_options_are_warned_about():
         ({}, "eager=True cache=LocMemCache db=sqlite3"),
         (
             {"REDIS_URL": "redis://127.0.0.1:6379/15"},
-            "eager=False cache=NativeRedisCache db=sqlite3",
+            "eager=False cache=RedisCache db=sqlite3",
         ),
         (
             {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"},
@@ -141,6 +141,23 @@ def test_integrations_switch_on_by_presence(env, expected):
     )
 
     result = manage("shell", "-v", "0", "-c", script, DJANGO_DEBUG="true", **env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "True 5"), ({"DATABASE_PREPARED_STATEMENTS": "false"}, "True None")],
+)
+def test_postgresql_binds_on_the_server_and_prepares_repeated_statements(env, expected):
+    script = (
+        "from django.conf import settings as s; o = s.DATABASES['default']['OPTIONS']; "
+        "print(o['server_side_binding'], o['prepare_threshold'])"
+    )
+    database = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres"}
+
+    result = manage("shell", "-v", "0", "-c", script, DJANGO_DEBUG="true", **database, **env)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
