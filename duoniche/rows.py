@@ -16,6 +16,17 @@ from django.db import connection, models
 M = TypeVar("M", bound=models.Model)
 
 
+#: Returned by a write that should not wait for the disk: `set_config(..., true)` lasts until the
+#: end of the write's transaction (the statement's own one in autocommit), so that commit returns
+#: before its WAL record is flushed. Only for the bot's per-request bookkeeping (an attempt and its
+#: counters, a served exercise), where waiting for the flush was the largest cost under load. If
+#: the database server itself crashes, the last such commits (at most ~3 x `wal_writer_delay`,
+#: 0.6 s by default) can be lost, always as whole transactions; every other transaction (payments,
+#: users, reports, staff edits) still waits for the disk. Part of the statement, not a separate
+#: `SET LOCAL`, because that would cost a round trip and a BEGIN/COMMIT pair of its own.
+NO_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)"
+
+
 @dataclass(frozen=True)
 class Statement:
     """A parameterised SQL statement (or fragment), to be run alone or composed into another."""
@@ -39,10 +50,11 @@ def instance_from_row(model: type[M], values: Sequence[Any]) -> M:
     return model.from_db(connection.alias, [field.attname for field in fields], converted)
 
 
-def update_row(instance: models.Model, fields: Sequence[str]) -> None:
+def update_row(instance: models.Model, fields: Sequence[str], *, flush_wait: bool = True) -> None:
     """`UPDATE ... SET` the named fields of `instance` by primary key, like `save(update_fields)`.
 
     Each value goes through its field's `pre_save` (so `auto_now` stamps) and database preparation.
+    `flush_wait=False`: the transaction's commit does not wait for the disk (`NO_FLUSH_WAIT`).
     """
     meta = instance._meta
     chosen: list[models.Field[Any, Any]] = [
@@ -55,16 +67,18 @@ def update_row(instance: models.Model, fields: Sequence[str]) -> None:
     ]
     table, key = meta.db_table, meta.pk.column
     with connection.cursor() as cursor:
+        returning = "" if flush_wait else f" RETURNING {NO_FLUSH_WAIT}"
         cursor.execute(
-            f"UPDATE {table} SET {assignments} WHERE {key} = %s",  # noqa: S608
+            f"UPDATE {table} SET {assignments} WHERE {key} = %s{returning}",  # noqa: S608
             [*values, instance.pk],
         )
 
 
-def insert_statement(instance: models.Model) -> Statement:
+def insert_statement(instance: models.Model, *, flush_wait: bool = True) -> Statement:
     """`INSERT` of `instance` (every concrete field but an auto primary key) `RETURNING` its key.
 
     Values are prepared as `save()` would prepare them (`pre_save`, then database preparation).
+    `flush_wait=False`: the transaction's commit does not wait for the disk (`NO_FLUSH_WAIT`).
     """
     meta = instance._meta
     fields = [field for field in meta.concrete_fields if not isinstance(field, models.AutoField)]
@@ -75,7 +89,7 @@ def insert_statement(instance: models.Model) -> Statement:
     )
     return Statement(
         f"INSERT INTO {meta.db_table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
-        f"RETURNING {meta.pk.column}",
+        f"RETURNING {meta.pk.column}" + ("" if flush_wait else f", {NO_FLUSH_WAIT}"),
         values,
     )
 

@@ -323,7 +323,8 @@ def profile_next_action(*, user_id: int, bot_id: str, now: datetime) -> NextActi
         profile = _locked_profile(user_id=user_id, bot_id=bot_id)
         result = _next_action(profile=profile, language=language, now=now)
         if result.changed:
-            update_row(profile, [*result.changed, "updated_at"])
+            # Bookkeeping of a served exercise: the commit need not wait for the disk.
+            update_row(profile, [*result.changed, "updated_at"], flush_wait=False)
     return result
 
 

@@ -263,7 +263,8 @@ def _record_attempt(
 
     The attempt INSERT carries the counter UPDATEs (exercise, verdict and, for a wrong answer,
     the profile's errors in the set) as CTEs, so all land or none does, in one round trip and
-    without a BEGIN/COMMIT pair. Returns the attempt's id.
+    without a BEGIN/COMMIT pair; its commit does not wait for the disk (`NO_FLUSH_WAIT`).
+    Returns the attempt's id.
     """
     original = {key: submitted[key] for key in canonical.answer if key in submitted}
     attempt = ExerciseAttempt(
@@ -287,7 +288,7 @@ def _record_attempt(
                 (learner.profile_id,),
             )
         )
-    attempt_id: int = run_with(insert_statement(attempt), *counters)
+    attempt_id: int = run_with(insert_statement(attempt, flush_wait=False), *counters)
     return attempt_id
 
 

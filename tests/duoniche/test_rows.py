@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from duoniche.rows import Statement, insert_statement, run_with
+from duoniche.rows import Statement, insert_statement, run_with, update_row
 from exercises.models import Exercise
 from learning.models import ExerciseAttempt
 from tests.exercises.factories import ExerciseFactory
@@ -79,3 +79,41 @@ def test_nothing_lands_when_the_main_statement_fails():
     exercise.refresh_from_db()
     assert exercise.attempts_count == 0
     assert not ExerciseAttempt.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_without_flush_wait_relaxes_only_its_own_commit():
+    user, exercise = TelegramUserFactory(), ExerciseFactory()
+    attempt = ExerciseAttempt(
+        user_id=user.pk, exercise_id=exercise.pk, answer={}, answer_text="", answer_key="k",
+        is_correct=True,
+    )  # fmt: skip
+    statement = insert_statement(attempt, flush_wait=False)
+    assert "set_config('synchronous_commit', 'off', true)" in statement.sql
+
+    attempt_id = run_with(statement, bump(exercise))
+
+    assert ExerciseAttempt.objects.filter(pk=attempt_id).exists()
+    exercise.refresh_from_db()
+    assert exercise.attempts_count == 1
+    with connection.cursor() as cursor:  # the next transaction waits for the disk again
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_update_row_without_flush_wait_stays_inside_its_transaction():
+    exercise = ExerciseFactory()
+    exercise.attempts_count = 7
+
+    with transaction.atomic():
+        update_row(exercise, ["attempts_count"], flush_wait=False)
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone() == ("off",)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+
+    exercise.refresh_from_db()
+    assert exercise.attempts_count == 7
