@@ -81,6 +81,36 @@ class Verdict:
         )
 
 
+def accepted_verdicts_sql(exercise_alias: str) -> str:
+    """A scalar subquery for a statement that reads exercise `exercise_alias`: its correct verdicts.
+
+    They are few (the reference and the answers accepted since), and a correct row is reused in
+    every language, so a reader of the exercise can judge the usual, correct answer without
+    another statement. Decode the column with `accepted_verdicts`.
+    """
+    return (
+        "(SELECT json_agg(json_build_array(v.answer_key, v.id, v.feedback, v.error_tags) "  # noqa: S608
+        "ORDER BY v.is_reference DESC, v.created_at, v.id) "
+        f"FROM {ExerciseAnswer._meta.db_table} v "
+        f"WHERE v.exercise_id = {exercise_alias}.id AND v.is_correct)"
+    )
+
+
+def accepted_verdicts(column: Any) -> dict[str, Verdict]:
+    """The `accepted_verdicts_sql` column as {answer key: verdict}, the preferred row per key."""
+    if isinstance(column, str):
+        column = json.loads(column)
+    accepted: dict[str, Verdict] = {}
+    for answer_key, verdict_id, feedback, error_tags in column or []:
+        accepted.setdefault(
+            answer_key,
+            Verdict(
+                is_correct=True, feedback=feedback, error_tags=error_tags, verdict_id=verdict_id
+            ),
+        )
+    return accepted
+
+
 def _rows(exercise: Exercise, answer_key: str) -> list[ExerciseAnswer]:
     """The stored verdicts of one answer, oldest first.
 
@@ -105,12 +135,21 @@ def _reusable(rows: list[ExerciseAnswer], feedback_language: str) -> ExerciseAns
 
 
 def verdict_for_answer(
-    *, exercise: Exercise, answer: CanonicalAnswer, user_id: int, user_language: str
+    *,
+    exercise: Exercise,
+    answer: CanonicalAnswer,
+    user_id: int,
+    user_language: str,
+    accepted: dict[str, Verdict] | None = None,
 ) -> Verdict:
     """The verdict for a canonical answer read in `user_language`: reused, created or fallback.
 
-    Never call inside a transaction: it may call the LLM.
+    `accepted`: the exercise's correct verdicts when the caller read them with the exercise
+    (`accepted_verdicts_sql`); a correct answer among them needs no query. Never call inside a
+    transaction: it may call the LLM.
     """
+    if accepted is not None and answer.key in accepted:
+        return accepted[answer.key]
     rows = _rows(exercise, answer.key)
     found = _reusable(rows, user_language)
     if found is not None:

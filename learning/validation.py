@@ -32,7 +32,13 @@ from exercises.answers import (
     for_display,
 )
 from exercises.models import Exercise
-from exercises.verdicts import Verdict, verdict_attempt_counted, verdict_for_answer
+from exercises.verdicts import (
+    Verdict,
+    accepted_verdicts,
+    accepted_verdicts_sql,
+    verdict_attempt_counted,
+    verdict_for_answer,
+)
 from learning.effective_settings import valid_overrides
 from learning.models import BotProfile, ExerciseAttempt, TelegramUser
 from learning.services import profile_not_found
@@ -80,21 +86,31 @@ _EXERCISE_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class ExerciseToJudge:
+    """The exercise an answer is for, with its correct verdicts by answer key."""
+
+    exercise: Exercise
+    accepted: dict[str, Verdict]
+
+
 def exercise_with_learner(
     *, exercise_id: int, user_id: int
-) -> tuple[Exercise | None, Learner | None]:
-    """The exercise and the learner's profile for its bot (None when either is missing).
+) -> tuple[ExerciseToJudge | None, Learner | None]:
+    """The exercise (with its correct verdicts) and the learner's profile for its bot.
 
-    One statement on the bot's hot path: the profile is joined by `(user, bot_id =
-    exercise_language)` through its unique index. Written out (parameterised) because the
-    ORM's compilation of this join cost more than running it.
+    None for either when it is missing. One statement on the bot's hot path: the profile is
+    joined by `(user, bot_id = exercise_language)` through its unique index, and the correct
+    verdicts come along so that a correct answer (the usual case) needs no second read. Written
+    out (parameterised) because the ORM's compilation of this join cost more than running it.
     """
     columns = ", ".join(f"e.{column}" for column in _EXERCISE_COLUMNS)
     exercise_table = Exercise._meta.db_table
     profile_table = BotProfile._meta.db_table
     user_table = TelegramUser._meta.db_table
     statement = (
-        f"SELECT {columns}, p.id, p.user_language, p.settings, p.last_exercise_at, "  # noqa: S608
+        f"SELECT {columns}, {accepted_verdicts_sql('e')}, "  # noqa: S608
+        "p.id, p.user_language, p.settings, p.last_exercise_at, "
         f"u.custom_settings FROM {exercise_table} e "
         f"LEFT JOIN {profile_table} p ON p.user_id = %s AND p.bot_id = e.exercise_language "
         f"LEFT JOIN {user_table} u ON u.id = p.user_id WHERE e.id = %s"
@@ -107,11 +123,12 @@ def exercise_with_learner(
     values = [_json(value) if column in ("data", "grammar_tags") else value
               for column, value in zip(_EXERCISE_COLUMNS, row, strict=False)]  # fmt: skip
     exercise = Exercise.from_db(connection.alias, list(_EXERCISE_COLUMNS), values)
-    profile_pk, user_language, settings_json, last_exercise_at, custom_json = row[
+    accepted, profile_pk, user_language, settings_json, last_exercise_at, custom_json = row[
         len(_EXERCISE_COLUMNS) :
     ]
+    judged = ExerciseToJudge(exercise=exercise, accepted=accepted_verdicts(accepted))
     if profile_pk is None:
-        return exercise, None
+        return judged, None
     bot_id = exercise.exercise_language
     overrides = valid_overrides(
         _json(custom_json), user_id=user_id, bot_id=bot_id, source="custom_settings"
@@ -122,7 +139,7 @@ def exercise_with_learner(
         )
     )
     alphabet = overrides.get("alphabet")
-    return exercise, Learner(
+    return judged, Learner(
         profile_id=profile_pk,
         user_language=user_language,
         alphabet=str(alphabet) if alphabet is not None else None,
@@ -167,9 +184,10 @@ def attempt_validate(
     `ASYNC_TASK_CACHE_TTL` returns the earlier result and records nothing.
     """
     started = time.monotonic()
-    exercise, learner = exercise_with_learner(exercise_id=exercise_id, user_id=user_id)
-    if exercise is None:
+    judged, learner = exercise_with_learner(exercise_id=exercise_id, user_id=user_id)
+    if judged is None:
         raise exercise_not_found(exercise_id)
+    exercise = judged.exercise
     if answer.get("exercise_type") != exercise.exercise_type:
         raise ApplicationError(
             f"The answer is for a {answer.get('exercise_type')} exercise, but exercise "
@@ -203,6 +221,7 @@ def attempt_validate(
             answer=canonical,
             user_id=user_id,
             user_language=learner.user_language,
+            accepted=judged.accepted,
         )
         _record_attempt(
             exercise=exercise,

@@ -95,12 +95,12 @@ def test_correct_answer_reuses_the_reference_verdict_without_the_llm(
     assert profile.errors_count_in_set == 0
 
 
-def test_a_known_answer_takes_three_statements(
+def test_a_known_correct_answer_takes_two_statements(
     client, profile, exercise, django_assert_num_queries
 ):
-    # The exercise with the learner's profile, the stored verdicts of the answer, and one write
-    # that records the attempt and bumps the counters (the target is at most 5).
-    with django_assert_num_queries(3):
+    # The exercise with its correct verdicts and the learner's profile, then one write that
+    # records the attempt and bumps the counters (the target is at most 5).
+    with django_assert_num_queries(2):
         response = validate(client, exercise.pk, profile.user_id, fill(["едно"]))
 
     assert response.json() == {"is_correct": True, "feedback": ""}
@@ -114,7 +114,8 @@ def test_a_stored_wrong_verdict_in_the_learners_language_is_reused(
         exercise=exercise, answer={"words": ["една"]}, feedback="Use <code>едно</code>."
     )
 
-    with django_assert_num_queries(3):  # the errors_count_in_set increment rides in the write
+    # + the read of the answer's verdicts; the errors_count_in_set increment rides in the write
+    with django_assert_num_queries(3):
         response = validate(client, exercise.pk, profile.user_id, fill(["една"]))
 
     assert response.json() == {"is_correct": False, "feedback": "Use <code>едно</code>."}
@@ -142,6 +143,33 @@ def test_a_correct_verdict_in_another_language_is_reused_as_is(client, exercise,
 
     assert response.json() == {"is_correct": True, "feedback": ""}
     assert ExerciseAttempt.objects.get().verdict_id == accepted.pk
+    assert fake_llm.calls == []
+
+
+def test_of_two_correct_verdicts_for_one_answer_the_reference_is_used(
+    client, exercise, fake_llm, django_assert_num_queries
+):
+    learner = BotProfileFactory(user_language="ru")
+    later = ExerciseAnswerFactory(
+        exercise=exercise, answer={"words": ["една"]}, is_correct=True, feedback="Да.",
+        feedback_language="ru", error_tags={"grammar": [], "vocabulary": ["numbers"]},
+    )  # fmt: skip
+    ExerciseAnswer.objects.filter(exercise=exercise, is_reference=True).update(is_reference=False)
+    chosen = ExerciseAnswerFactory(
+        exercise=exercise, answer={"words": ["една"]}, is_correct=True, feedback="Yes.",
+        feedback_language="en", is_reference=True, error_tags={"grammar": ["numerals"]},
+    )  # fmt: skip
+
+    with django_assert_num_queries(2):
+        response = validate(client, exercise.pk, learner.user_id, fill(["една"]))
+
+    assert response.json() == {"is_correct": True, "feedback": "Yes."}
+    attempt = ExerciseAttempt.objects.get()
+    assert (attempt.verdict_id, attempt.feedback) == (chosen.pk, "Yes.")
+    assert attempt.error_tags == {"grammar": ["numerals"]}
+    chosen.refresh_from_db()
+    later.refresh_from_db()
+    assert (chosen.attempts_count, later.attempts_count) == (1, 0)
     assert fake_llm.calls == []
 
 
