@@ -135,21 +135,13 @@ def _reusable(rows: list[ExerciseAnswer], feedback_language: str) -> ExerciseAns
 
 
 def verdict_for_answer(
-    *,
-    exercise: Exercise,
-    answer: CanonicalAnswer,
-    user_id: int,
-    user_language: str,
-    accepted: dict[str, Verdict] | None = None,
+    *, exercise: Exercise, answer: CanonicalAnswer, user_id: int, user_language: str
 ) -> Verdict:
     """The verdict for a canonical answer read in `user_language`: reused, created or fallback.
 
-    `accepted`: the exercise's correct verdicts when the caller read them with the exercise
-    (`accepted_verdicts_sql`); a correct answer among them needs no query. Never call inside a
-    transaction: it may call the LLM.
+    (A caller that read the exercise's correct verdicts with `accepted_verdicts_sql` checks those
+    first.) Never call inside a transaction: it may call the LLM.
     """
-    if accepted is not None and answer.key in accepted:
-        return accepted[answer.key]
     rows = _rows(exercise, answer.key)
     found = _reusable(rows, user_language)
     if found is not None:

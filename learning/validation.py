@@ -209,19 +209,28 @@ def attempt_validate(
     cyrillic = shows_cyrillic(language, learner.alphabet)
 
     window_key = f"validate:{user_id}:{exercise.pk}:{canonical.key}"
-    token, earlier = _claim_submission(window_key)
+    # A correct answer's verdict came with the exercise, so the window can hold its result from
+    # the start (one cache call); otherwise it holds a pending token while the verdict is made.
+    known = judged.accepted.get(canonical.key)
+    claim: dict[str, Any] | str = (
+        _window_result(known) if known is not None else f"pending:{uuid.uuid4().hex}"
+    )
+    owned, earlier = _claim_submission(
+        window_key,
+        claim,
+        settings.ASYNC_TASK_CACHE_TTL if known is not None else DUPLICATE_LOCK_SECONDS,
+    )
     if earlier is not None:
         return ValidationResult(
             is_correct=bool(earlier["is_correct"]),
             feedback=for_display(str(earlier["feedback"]), cyrillic=cyrillic),
         )
     try:
-        verdict = verdict_for_answer(
+        verdict = known or verdict_for_answer(
             exercise=exercise,
             answer=canonical,
             user_id=user_id,
             user_language=learner.user_language,
-            accepted=judged.accepted,
         )
         _record_attempt(
             exercise=exercise,
@@ -233,38 +242,41 @@ def attempt_validate(
             now=now,
         )
     except BaseException:
-        if token is not None and cache.get(window_key) == token:
+        if owned and cache.get(window_key) == claim:
             cache.delete(window_key)
         raise
-    cache.set(
-        window_key,
-        {"is_correct": verdict.is_correct, "feedback": verdict.feedback},
-        settings.ASYNC_TASK_CACHE_TTL,
-    )
+    if not (owned and known is not None):
+        cache.set(window_key, _window_result(verdict), settings.ASYNC_TASK_CACHE_TTL)
     _observe(exercise, learner=learner, verdict=verdict, now=now, started=started)
     return ValidationResult(
         is_correct=verdict.is_correct, feedback=for_display(verdict.feedback, cyrillic=cyrillic)
     )
 
 
-def _claim_submission(key: str) -> tuple[str | None, dict[str, Any] | None]:
-    """Own the duplicate-submission window `key`, or get the earlier submission's result.
+def _window_result(verdict: Verdict) -> dict[str, Any]:
+    return {"is_correct": verdict.is_correct, "feedback": verdict.feedback}
 
-    Returns (our token, None) when this submission is the first; (None, result) when an identical
+
+def _claim_submission(
+    key: str, value: dict[str, Any] | str, timeout: float
+) -> tuple[bool, dict[str, Any] | None]:
+    """Own the duplicate-submission window `key` (storing `value`), or get the earlier result.
+
+    Returns (True, None) when this submission is the first; (False, result) when an identical
     one was judged within the window. A concurrent identical submission still being judged is
-    waited for (poll 250 ms, up to 60 s); after that this one goes ahead on its own.
+    waited for (poll 250 ms, up to 60 s); after that, (False, None): this one goes ahead on its
+    own.
     """
-    token = f"pending:{uuid.uuid4().hex}"
     deadline = time.monotonic() + DUPLICATE_WAIT_SECONDS
     while True:
-        if cache.add(key, token, DUPLICATE_LOCK_SECONDS):
-            return token, None
-        value = cache.get(key)
-        if isinstance(value, dict):
-            return None, value
+        if cache.add(key, value, timeout):
+            return True, None
+        earlier = cache.get(key)
+        if isinstance(earlier, dict):
+            return False, earlier
         if time.monotonic() >= deadline:
             logger.warning("gave up waiting for the identical submission %s", key)
-            return None, None
+            return False, None
         time.sleep(DUPLICATE_POLL_SECONDS)
 
 

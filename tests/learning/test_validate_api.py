@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 
 from duoniche.languages import latin_to_cyrillic
 from duoniche.models import LLMCall
@@ -850,6 +851,50 @@ def test_a_repeated_submission_returns_the_earlier_result_and_records_nothing(
     exercise.refresh_from_db()
     profile.refresh_from_db()
     assert (exercise.attempts_count, profile.errors_count_in_set) == (1, 1)
+
+
+def test_a_known_correct_answer_opens_the_window_with_its_result(client, profile, exercise):
+    key = f"validate:{profile.user_id}:{exercise.pk}:{text_hash('едно')}"
+
+    first = validate(client, exercise.pk, profile.user_id, fill(["едно"]))
+    second = validate(client, exercise.pk, profile.user_id, fill(["едно"]))
+
+    assert first.json() == second.json() == {"is_correct": True, "feedback": ""}
+    assert cache.get(key) == {"is_correct": True, "feedback": ""}
+    assert ExerciseAttempt.objects.count() == 1
+
+
+@pytest.fixture
+def attempts_refused():
+    """The database refuses every attempt row (a trigger), as a failing write would."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON learning_exerciseattempt "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER refuse ON learning_exerciseattempt")
+        cursor.execute("DROP FUNCTION refuse()")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_attempt_write_closes_the_window_again(
+    client, profile, exercise, attempts_refused
+):
+    key = f"validate:{profile.user_id}:{exercise.pk}:{text_hash('едно')}"
+
+    response = validate(client, exercise.pk, profile.user_id, fill(["едно"]))
+
+    assert response.status_code == 500
+    assert cache.get(key) is None
+    exercise.refresh_from_db()
+    assert exercise.attempts_count == 0  # the counters went down with the attempt
+    assert not ExerciseAttempt.objects.exists()
 
 
 def test_the_window_is_per_answer_and_expires(client, profile, exercise):

@@ -22,7 +22,7 @@ AUTH = {"HTTP_AUTHORIZATION": "Bearer test-token"}
 WRONG = {"exercise_type": "fill_in_the_blank", "words": ["една"]}
 
 
-def run_together(exercise_id, user_ids):
+def run_together(exercise_id, user_ids, answer=WRONG):
     """POST the same answer for each user at the same moment; the responses in user order."""
     barrier = threading.Barrier(len(user_ids))
     results: dict[int, tuple[int, dict]] = {}
@@ -33,7 +33,7 @@ def run_together(exercise_id, user_ids):
             barrier.wait()
             response = Client().post(
                 f"/api/v1/exercises/{exercise_id}/validate/",
-                {"user_id": user_id, "answer": WRONG},
+                {"user_id": user_id, "answer": answer},
                 content_type="application/json",
                 **AUTH,
             )
@@ -112,3 +112,19 @@ def test_one_learner_submitting_twice_at_once_records_one_attempt(exercise, fake
     assert responses == [(200, {"is_correct": False, "feedback": "Once."})] * 2
     assert ExerciseAttempt.objects.count() == 1
     assert len(fake_llm.calls) == 1
+
+
+def test_one_learner_sending_a_known_correct_answer_many_times_at_once_records_one_attempt(
+    exercise, fake_llm
+):
+    learner = BotProfileFactory(user_language="en")
+    correct = {"exercise_type": "fill_in_the_blank", "words": ["едно"]}
+
+    responses = run_together(exercise.pk, [learner.user_id] * 8, answer=correct)
+
+    assert responses == [(200, {"is_correct": True, "feedback": ""})] * 8
+    assert ExerciseAttempt.objects.count() == 1
+    exercise.refresh_from_db()
+    assert exercise.attempts_count == 1
+    assert exercise.verdicts.get(is_reference=True).attempts_count == 1
+    assert fake_llm.calls == []
