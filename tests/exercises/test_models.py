@@ -1,7 +1,7 @@
 """The constraints that guard the exercise bank hold in the database itself."""
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from exercises.models import Exercise, ExerciseAnswer
 from tests.exercises.factories import (
@@ -68,3 +68,10 @@ def test_reviews_and_verdicts_go_with_their_exercise():
 
     assert not ExerciseAnswer.objects.filter(exercise_id=exercise.pk).exists()
     assert not type(review).objects.filter(pk=review.pk).exists()
+
+
+def test_exercise_pages_leave_room_for_counter_updates():
+    """The per-attempt `attempts_count` bump stays a HOT update (migration 0003)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'exercises_exercise'")
+        assert cursor.fetchone() == (["fillfactor=90"],)
