@@ -37,7 +37,11 @@ class TelegramUser(models.Model):
 class BotProfile(models.Model):
     """Learning state of one user in one bot: level, session counters, freeze, streak, reminders."""
 
-    user = models.ForeignKey(TelegramUser, on_delete=models.CASCADE, related_name="profiles")
+    # No index of its own: `uniq_profile_user_bot` (user, bot_id) serves every lookup by user, and
+    # a second index would be one more write on each (never HOT) session update.
+    user = models.ForeignKey(
+        TelegramUser, on_delete=models.CASCADE, related_name="profiles", db_index=False
+    )
     bot_id = models.CharField(max_length=50)
     user_language = models.CharField(max_length=16, default="en")
     language_level = models.CharField(
@@ -84,9 +88,13 @@ class BotProfile(models.Model):
 class ExerciseAttempt(models.Model):
     """One recorded answer; it carries a copy of the verdict it got."""
 
-    user = models.ForeignKey(TelegramUser, on_delete=models.CASCADE, related_name="attempts")
+    # `user` and `exercise` lead the named indexes below, which serve their lookups and cascades;
+    # Django's own single-column indexes would only add two writes to every recorded attempt.
+    user = models.ForeignKey(
+        TelegramUser, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
     exercise = models.ForeignKey(
-        "exercises.Exercise", on_delete=models.CASCADE, related_name="attempts"
+        "exercises.Exercise", on_delete=models.CASCADE, related_name="attempts", db_index=False
     )
     verdict = models.ForeignKey(
         "exercises.ExerciseAnswer",
