@@ -100,6 +100,33 @@ def _get_or_create_profile(*, user: TelegramUser, bot_id: str, user_language: st
         return BotProfile.objects.get(user=user, bot_id=bot_id)
 
 
+def _user_with_profile(
+    *, telegram_id: str, bot_id: str
+) -> tuple[TelegramUser | None, BotProfile | None]:
+    """The user with this Telegram id and its profile for `bot_id`, in one statement.
+
+    Written out (parameterised) because the bots call PUT /users/ before every session and the
+    ORM's compilation of the two reads cost more than running them.
+    """
+    user_fields = len(TelegramUser._meta.concrete_fields)
+    statement = (
+        f"SELECT {select_list(TelegramUser, 'u')}, {select_list(BotProfile, 'p')} "  # noqa: S608
+        f"FROM {TelegramUser._meta.db_table} u LEFT JOIN {BotProfile._meta.db_table} p "
+        "ON p.user_id = u.id AND p.bot_id = %s WHERE u.telegram_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [bot_id, telegram_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    user = instance_from_row(TelegramUser, row[:user_fields])
+    if row[user_fields] is None:  # no profile for this bot yet
+        return user, None
+    profile = instance_from_row(BotProfile, row[user_fields:])
+    profile.user = user
+    return user, profile
+
+
 def user_ensure(
     *,
     telegram_id: str,
@@ -109,9 +136,15 @@ def user_ensure(
     user_language: str,
     bot_id: str,
 ) -> tuple[TelegramUser, BotProfile]:
-    """Get or create the user and its profile for `bot_id`; an existing one is never modified."""
+    """Get or create the user and its profile for `bot_id`; an existing one is never modified.
+
+    The usual call finds both with one read and no transaction; creation is race-safe.
+    """
     if get_language(bot_id) is None:
         raise invalid_bot(bot_id, code="invalid_target_language", status=400)
+    found_user, found_profile = _user_with_profile(telegram_id=telegram_id, bot_id=bot_id)
+    if found_user is not None and found_profile is not None:
+        return found_user, found_profile
     created = False
     with transaction.atomic():
         user = TelegramUser.objects.filter(telegram_id=telegram_id).first()
