@@ -100,25 +100,29 @@ def _get_or_create_profile(*, user: TelegramUser, bot_id: str, user_language: st
         return BotProfile.objects.get(user=user, bot_id=bot_id)
 
 
-def _user_with_profile(
-    *, telegram_id: str, bot_id: str
+def _user_and_profile(
+    *, condition: str, params: list[Any], bot_id: str, lock: bool = False
 ) -> tuple[TelegramUser | None, BotProfile | None]:
-    """The user with this Telegram id and its profile for `bot_id`, in one statement.
+    """A user (`condition` on alias `u`) with its profile for `bot_id`, in one statement.
 
-    Written out (parameterised) because the bots call PUT /users/ before every session and the
-    ORM's compilation of the two reads cost more than running them.
+    The profile is None when the user has none for that bot, except with `lock`: then only a user
+    with a profile is found, and the profile row stays locked until the transaction ends. Written
+    out (parameterised) because the bots call this before every exercise and session, and the
+    ORM's compilation of the reads cost more than running them.
     """
-    user_fields = len(TelegramUser._meta.concrete_fields)
+    join = "JOIN" if lock else "LEFT JOIN"  # FOR UPDATE cannot apply to an outer join's null side
     statement = (
         f"SELECT {select_list(TelegramUser, 'u')}, {select_list(BotProfile, 'p')} "  # noqa: S608
-        f"FROM {TelegramUser._meta.db_table} u LEFT JOIN {BotProfile._meta.db_table} p "
-        "ON p.user_id = u.id AND p.bot_id = %s WHERE u.telegram_id = %s"
+        f"FROM {TelegramUser._meta.db_table} u {join} {BotProfile._meta.db_table} p "
+        f"ON p.user_id = u.id AND p.bot_id = %s WHERE {condition}"
+        + (" FOR UPDATE OF p" if lock else "")
     )
     with connection.cursor() as cursor:
-        cursor.execute(statement, [bot_id, telegram_id])
+        cursor.execute(statement, [bot_id, *params])
         row = cursor.fetchone()
     if row is None:
         return None, None
+    user_fields = len(TelegramUser._meta.concrete_fields)
     user = instance_from_row(TelegramUser, row[:user_fields])
     if row[user_fields] is None:  # no profile for this bot yet
         return user, None
@@ -142,7 +146,9 @@ def user_ensure(
     """
     if get_language(bot_id) is None:
         raise invalid_bot(bot_id, code="invalid_target_language", status=400)
-    found_user, found_profile = _user_with_profile(telegram_id=telegram_id, bot_id=bot_id)
+    found_user, found_profile = _user_and_profile(
+        condition="u.telegram_id = %s", params=[telegram_id], bot_id=bot_id
+    )
     if found_user is not None and found_profile is not None:
         return found_user, found_profile
     created = False
@@ -297,19 +303,9 @@ def profile_reset_session(*, profile: BotProfile, now: datetime) -> list[str]:
 
 def _select_locked_profile(*, user_id: int, bot_id: str) -> BotProfile | None:
     """The profile row locked for this request, with its user, in one statement."""
-    profile_fields = len(BotProfile._meta.concrete_fields)
-    statement = (
-        f"SELECT {select_list(BotProfile, 'p')}, {select_list(TelegramUser, 'u')} "  # noqa: S608
-        f"FROM {BotProfile._meta.db_table} p JOIN {TelegramUser._meta.db_table} u "
-        "ON u.id = p.user_id WHERE p.user_id = %s AND p.bot_id = %s FOR UPDATE OF p"
+    _, profile = _user_and_profile(
+        condition="u.id = %s", params=[user_id], bot_id=bot_id, lock=True
     )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [user_id, bot_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    profile = instance_from_row(BotProfile, row[:profile_fields])
-    profile.user = instance_from_row(TelegramUser, row[profile_fields:])
     return profile
 
 
