@@ -226,11 +226,15 @@ def attempt_validate(
             feedback=for_display(str(earlier["feedback"]), cyrillic=cyrillic),
         )
     try:
-        verdict = known or verdict_for_answer(
-            exercise=exercise,
-            answer=canonical,
-            user_id=user_id,
-            user_language=learner.user_language,
+        verdict = (
+            known
+            if known is not None
+            else verdict_for_answer(
+                exercise=exercise,
+                answer=canonical,
+                user_id=user_id,
+                user_language=learner.user_language,
+            )
         )
         _record_attempt(
             exercise=exercise,
