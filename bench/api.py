@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchdb import reset_database  # a sibling module: the benches run as scripts
+
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
 TOPICS = [
@@ -63,17 +65,6 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
         "REDIS_URL": args.redis_url,
         "PAYMENTS_PAYLOAD_SECRET": "bench",
     }
-
-
-def reset_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    name = sql.Identifier(url.rsplit("/", 1)[1])
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
 
 def exercise_data(exercise_type: str, language: str, n: int) -> tuple[dict[str, Any], dict]:

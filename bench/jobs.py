@@ -40,6 +40,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchdb import drop_database, reset_database  # a sibling module: the benches run as scripts
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/duoniche_bench_jobs"
 #: A fixed moment, so every run draws the same profiles at the same time of day.
@@ -74,31 +76,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # --- database -----------------------------------------------------------------------------------
-
-
-def _admin(url: str) -> tuple[str, Any]:
-    from psycopg import sql
-
-    return url.rsplit("/", 1)[0] + "/postgres", sql.Identifier(url.rsplit("/", 1)[1])
-
-
-def reset_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    admin_url, name = _admin(url)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    admin_url, name = _admin(url)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
 def setup_django(*, database_url: str, redis_url: str, extra: dict[str, str]) -> None:

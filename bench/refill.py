@@ -37,6 +37,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from benchdb import drop_database, reset_database  # a sibling module: the benches run as scripts
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bench-gpt-mini"
 #: USD per million tokens (the shape of LLM_PRICES_JSON); a small current model's list price.
@@ -63,31 +65,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # --- database -----------------------------------------------------------------------------------
-
-
-def _admin(url: str) -> tuple[str, Any]:
-    from psycopg import sql
-
-    return url.rsplit("/", 1)[0] + "/postgres", sql.Identifier(url.rsplit("/", 1)[1])
-
-
-def reset_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    admin_url, name = _admin(url)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    admin_url, name = _admin(url)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
 def setup_django(args: argparse.Namespace) -> None:
