@@ -41,7 +41,7 @@ from tests.exercises.factories import ExerciseFactory
 
 if TYPE_CHECKING:
     from tests.fakes.s3 import S3Bucket
-    from tests.fakes.telegram_server import FakeTelegramVoice
+    from tests.fakes.telegram_server import FakeTelegram
     from tests.fakes.tts_server import FakeTTS
 
 # The fakes' fixtures (imported as plugins, not modules, so pytest owns their import).
@@ -63,7 +63,7 @@ _stories = itertools.count(1)
 
 
 @pytest.fixture
-def audio_env(fake_tts: FakeTTS, fake_telegram_voice: FakeTelegramVoice, s3_storage: S3Bucket):
+def audio_env(fake_tts: FakeTTS, fake_telegram_voice: FakeTelegram, s3_storage: S3Bucket):
     """The whole pipeline configured: TTS fake, Telegram fake, S3 (moto)."""
     return fake_tts, fake_telegram_voice, s3_storage
 

@@ -13,9 +13,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.fakes.loopback import serving
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "dictionary"
 ERROR_PAGE = "error"
@@ -106,14 +108,6 @@ def _handler(fake: FakeDictionary) -> type[BaseHTTPRequestHandler]:
 def running_dictionary() -> Iterator[FakeDictionary]:
     """A `FakeDictionary` served on loopback for the duration of the block."""
     fake = FakeDictionary()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    fake.url = f"http://{host!s}:{port}"
-    try:
+    with serving(_handler(fake)) as url:
+        fake.url = url
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

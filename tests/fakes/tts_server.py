@@ -12,11 +12,13 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from tests.fakes.loopback import serving
 
 #: What the fake "synthesises": the OGG capture pattern and some bytes.
 FAKE_OGG = b"OggS\x00\x02fake-opus-audio"
@@ -125,15 +127,9 @@ def _handler(fake: FakeTTS) -> type[BaseHTTPRequestHandler]:
 def fake_tts(settings) -> Iterator[FakeTTS]:
     """TTS enabled against the loopback fake, with anonymous credentials."""
     fake = FakeTTS()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    fake.url = f"http://{host}:{port}"
-    settings.GENERATE_AUDIO = True
-    settings.GOOGLE_APPLICATION_CREDENTIALS = ""
-    settings.GOOGLE_TTS_ENDPOINT = fake.url
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(_handler(fake)) as url:
+        fake.url = url
+        settings.GENERATE_AUDIO = True
+        settings.GOOGLE_APPLICATION_CREDENTIALS = ""
+        settings.GOOGLE_TTS_ENDPOINT = fake.url
+        yield fake
