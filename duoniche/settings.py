@@ -204,6 +204,9 @@ NOTIFICATION_TASKS_QUEUE_NAME = env.str(
 API_TOKENS = [token.strip() for token in env.list("API_TOKENS", default=[]) if token.strip()]
 API_ALLOW_ANONYMOUS = env.bool("API_ALLOW_ANONYMOUS", default=False)
 API_DOCS_ENABLED = env.bool("API_DOCS_ENABLED", default=True)
+# Largest request body read into memory (bot API bodies, admin forms; file uploads excepted).
+# A larger body answers 413 `request_too_large` before anything parses it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 PROMETHEUS_EXPORT_MIGRATIONS = False

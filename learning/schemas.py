@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from duoniche.api.validation import Id, Schema, TelegramId
+from duoniche.api.validation import Id, Schema, StoredJson, TelegramId
 from duoniche.enums import LanguageLevel
 
 Name = Annotated[str, StringConstraints(max_length=255)]
@@ -39,7 +39,7 @@ class UserEnsureRequest(Schema):
     name: Name | None
     user_language: UserLanguage
     target_language: BotIdText
-    telegram_data: dict[str, Any] | None = None
+    telegram_data: StoredJson | None = None
 
 
 class UserUpdateRequest(Schema):
@@ -49,7 +49,7 @@ class UserUpdateRequest(Schema):
     name: Name | None
     user_language: UserLanguage
     target_language: BotIdText
-    telegram_data: dict[str, Any] | None = None
+    telegram_data: StoredJson | None = None
 
 
 class BlockRequest(Schema):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from duoniche.api.validation import Schema
+from duoniche.api.validation import Schema, StoredJson
 
 
 class InvoiceDetailsPath(Schema):
@@ -24,7 +24,7 @@ class PaymentProcessRequest(Schema):
     amount: int = Field(ge=1)
     invoice_payload: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     currency: Annotated[str, StringConstraints(min_length=1, max_length=10)]
-    raw_payment_data: dict[str, Any] | None = None
+    raw_payment_data: StoredJson | None = None
 
 
 class LabeledPrice(BaseModel):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
@@ -69,6 +71,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         request = context.get("request")
         method = request.method if request is not None else "this method"
         return _respond(f"Method {method} is not allowed here.", "method_not_allowed", 405)
+    if isinstance(exc, RequestDataTooBig):
+        return _respond(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            "request_too_large",
+            413,
+        )
     if isinstance(exc, Http404 | drf_exceptions.NotFound):
         return _respond("Not found.", "not_found", 404)
     logger.exception("unhandled API error", exc_info=exc)

@@ -8,9 +8,12 @@ We never echo the input back (no `input` / `ctx` in the items).
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -18,6 +21,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+from pydantic_core import PydanticCustomError
 
 from duoniche.api.errors import RequestValidationError
 
@@ -54,37 +58,151 @@ def _items(error: ValidationError, location: str) -> list[dict[str, Any]]:
     ]
 
 
-def parse_json_body(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
-    """The request body as JSON (whatever the Content-Type), or the `json_invalid` error."""
-    if not raw.strip():
-        return None, [{"loc": ["body"], "msg": "Field required", "type": "missing"}]
-    try:
-        return json.loads(raw), []
-    except UnicodeDecodeError:
-        position = 0
-    except json.JSONDecodeError as exc:
-        position = exc.pos
-    return None, [{"loc": ["body", position], "msg": "JSON decode error", "type": "json_invalid"}]
+#: Nesting deeper than this is refused before parsing (the parser and our walks stay shallow).
+MAX_BODY_DEPTH = 32
+#: A longer JSON number literal is refused before parsing (Python's int parsing is quadratic).
+MAX_NUMBER_LENGTH = 50
+#: Caps of a client's JSON object that we store (`telegram_data`, `raw_payment_data`).
+MAX_STORED_JSON_BYTES = 16 * 1024
+MAX_STORED_JSON_DEPTH = 10
+
+# JSON tokens that matter to the structure check: strings (skipped), brackets, number literals.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]|[\]}]|[-+0-9.eE]+', re.DOTALL)
+_LONG_NUMBER = re.compile(rf"[-+0-9.eE]{{{MAX_NUMBER_LENGTH + 1},}}")
+_BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+_DEPTH_ERROR = {
+    "msg": f"JSON should be nested at most {MAX_BODY_DEPTH} levels deep",
+    "type": "json_too_deep",
+}
+_NUMBER_ERROR = {
+    "msg": f"JSON numbers should have at most {MAX_NUMBER_LENGTH} characters",
+    "type": "json_number_too_long",
+}
+_NUL_ERROR = {"msg": "String should not contain NUL characters", "type": "string_nul_character"}
+_SURROGATE_ERROR = {
+    "msg": "Input should be a valid string, unable to parse raw data as a unicode string",
+    "type": "string_unicode",
+}
+_FINITE_ERROR = {"msg": "Input should be a finite number", "type": "finite_number"}
 
 
-def _nul_errors(value: Any, loc: list[Any]) -> list[dict[str, Any]]:
-    """NUL characters anywhere in the input: PostgreSQL can store them in neither text nor jsonb."""
-    if isinstance(value, str):
-        return [_NUL_ERROR | {"loc": loc}] if "\x00" in value else []
-    if isinstance(value, dict):
-        return [
-            error
-            for key, item in value.items()
-            for error in _nul_errors(key, [*loc, key]) + _nul_errors(item, [*loc, key])
-        ]
-    if isinstance(value, list):
-        return [
-            error for index, item in enumerate(value) for error in _nul_errors(item, [*loc, index])
-        ]
+def _structure_errors(text: str) -> list[dict[str, Any]]:
+    """Too-deep nesting or a too-long number literal, found by one linear scan (no recursion).
+
+    Two C-speed tests skip the scan for ordinary bodies: few brackets cannot nest deeply, and
+    without a long run of number characters no number literal is long.
+    """
+    if text.count("[") + text.count("{") <= MAX_BODY_DEPTH and not _LONG_NUMBER.search(text):
+        return []
+    depth = 0
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token[0] == '"':
+            continue
+        if token in ("[", "{"):
+            depth += 1
+            if depth > MAX_BODY_DEPTH:
+                return [_DEPTH_ERROR | {"loc": ["body", match.start()]}]
+        elif token in ("]", "}"):
+            depth -= 1
+        elif len(token) > MAX_NUMBER_LENGTH:
+            return [_NUMBER_ERROR | {"loc": ["body", match.start()]}]
     return []
 
 
-_NUL_ERROR = {"msg": "String should not contain NUL characters", "type": "string_nul_character"}
+def parse_json_body(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
+    """The request body as JSON (whatever the Content-Type), or the `json_invalid` error.
+
+    Bytes are decoded as `json.loads` would (UTF-8/16/32, surrogates passed through so that the
+    character check reports them), then checked for depth and number size before parsing.
+    """
+    if not raw.strip():
+        return None, [{"loc": ["body"], "msg": "Field required", "type": "missing"}]
+    position = 0
+    try:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except UnicodeDecodeError:
+        pass
+    else:
+        structure = _structure_errors(text)
+        if structure:
+            return None, structure
+        try:
+            return json.loads(text), []
+        except json.JSONDecodeError as exc:
+            position = exc.pos
+        except (ValueError, RecursionError):
+            # Out of the checks' reach (they bound depth and numbers); refused all the same.
+            position = 0
+    return None, [{"loc": ["body", position], "msg": "JSON decode error", "type": "json_invalid"}]
+
+
+def _character_errors(value: Any, loc: list[Any]) -> list[dict[str, Any]]:
+    """NUL, lone surrogates and non-finite numbers anywhere in the input, keys included.
+
+    PostgreSQL stores NUL in neither text nor jsonb, a lone surrogate cannot be encoded to UTF-8
+    and NaN/Infinity are not JSON. The walk is iterative (depth is bounded before, but a walk
+    must not be the place where deep input fails) and reports in document order.
+    """
+    errors: list[dict[str, Any]] = []
+    stack: list[tuple[Any, list[Any]]] = [(value, loc)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if _BAD_CHARACTER.search(item):
+                error = _NUL_ERROR if "\x00" in item else _SURROGATE_ERROR
+                errors.append(error | {"loc": where})
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                errors.append(_FINITE_ERROR | {"loc": where})
+        elif isinstance(item, dict):
+            children: list[tuple[Any, list[Any]]] = []
+            for key, child in item.items():
+                children += [(key, [*where, key]), (child, [*where, key])]
+            stack += reversed(children)
+        elif isinstance(item, list):
+            stack += reversed([(child, [*where, index]) for index, child in enumerate(item)])
+    # A key is part of a `loc`; a lone surrogate in it could not be written as UTF-8.
+    for error in errors:
+        error["loc"] = [
+            _SURROGATE.sub("\ufffd", part) if isinstance(part, str) else part
+            for part in error["loc"]
+        ]
+    return errors
+
+
+def _stored_json(value: dict[str, Any]) -> dict[str, Any]:
+    """A client's JSON object that we store and echo: bounded in depth and serialized size."""
+    depth = 0
+    level: list[Any] = [value]
+    while level:
+        depth += 1
+        if depth > MAX_STORED_JSON_DEPTH:
+            raise PydanticCustomError(
+                "json_too_deep",
+                "Value should be nested at most {max_depth} levels deep",
+                {"max_depth": MAX_STORED_JSON_DEPTH},
+            )
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > MAX_STORED_JSON_BYTES:
+        raise PydanticCustomError(
+            "json_too_large",
+            "Value should be at most {max_bytes} bytes as JSON",
+            {"max_bytes": MAX_STORED_JSON_BYTES},
+        )
+    return value
+
+
+#: A JSON object from the client that is stored as it is (bounded; see `_stored_json`).
+StoredJson = Annotated[dict[str, Any], AfterValidator(_stored_json)]
 
 
 def validate_request(
@@ -100,7 +218,7 @@ def validate_request(
         if part is None:
             continue
         schema, data = part
-        nul = _nul_errors(data, [location])
+        nul = _character_errors(data, [location])
         if nul:
             errors += nul
             continue
@@ -112,7 +230,7 @@ def validate_request(
         schema, raw = body
         data, body_errors = parse_json_body(raw)
         if not body_errors:
-            body_errors = _nul_errors(data, ["body"])
+            body_errors = _character_errors(data, ["body"])
         errors += body_errors
         if not body_errors:
             if not isinstance(data, dict):
