@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from itertools import accumulate
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -66,11 +67,16 @@ MAX_NUMBER_LENGTH = 50
 MAX_STORED_JSON_BYTES = 16 * 1024
 MAX_STORED_JSON_DEPTH = 10
 
-# JSON tokens that matter to the structure check: strings (skipped), brackets, number literals.
-_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]|[\]}]|[-+0-9.eE]+', re.DOTALL)
-_LONG_NUMBER = re.compile(rf"[-+0-9.eE]{{{MAX_NUMBER_LENGTH + 1},}}")
+# A JSON string, possessive so that it never backtracks; an unterminated one runs to the end.
+_STRING = re.compile(r'"(?:[^"\\]++|\\.?)*+"?', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_LONG_NUMBER = re.compile(rf"(?<![-+0-9.eE])[-+0-9.eE]{{{MAX_NUMBER_LENGTH + 1},}}")
 _BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# How JSON text can spell NUL or a lone surrogate: `\u0000` or `\ud800`-`\udfff` escapes, or a
+# raw surrogate (the decoding lets it through). Raw NUL is no JSON.
+_BAD_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 _DEPTH_ERROR = {
     "msg": f"JSON should be nested at most {MAX_BODY_DEPTH} levels deep",
@@ -89,31 +95,25 @@ _FINITE_ERROR = {"msg": "Input should be a finite number", "type": "finite_numbe
 
 
 def _structure_errors(text: str) -> list[dict[str, Any]]:
-    """Too-deep nesting or a too-long number literal, found by one linear scan (no recursion).
+    """Too-deep nesting or a too-long number literal, found without recursion or a Python loop.
 
-    Two C-speed tests skip the scan for ordinary bodies: few brackets cannot nest deeply, and
-    without a long run of number characters no number literal is long.
+    Two searches skip the rest for ordinary bodies: few brackets cannot nest deeply, and without
+    a long run of number characters no number literal is long. Otherwise the strings (which may
+    hold anything) are cut out and the brackets and numbers left are measured, all in C.
     """
     if text.count("[") + text.count("{") <= MAX_BODY_DEPTH and not _LONG_NUMBER.search(text):
         return []
-    depth = 0
-    for match in _TOKEN.finditer(text):
-        token = match.group()
-        if token[0] == '"':
-            continue
-        if token in ("[", "{"):
-            depth += 1
-            if depth > MAX_BODY_DEPTH:
-                return [_DEPTH_ERROR | {"loc": ["body", match.start()]}]
-        elif token in ("]", "}"):
-            depth -= 1
-        elif len(token) > MAX_NUMBER_LENGTH:
-            return [_NUMBER_ERROR | {"loc": ["body", match.start()]}]
+    outside_strings = _STRING.sub("", text)
+    brackets = _NOT_BRACKET.sub("", outside_strings)
+    if max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0) > MAX_BODY_DEPTH:
+        return [_DEPTH_ERROR | {"loc": ["body"]}]
+    if _LONG_NUMBER.search(outside_strings):
+        return [_NUMBER_ERROR | {"loc": ["body"]}]
     return []
 
 
 def parse_json_body(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
-    """The request body as JSON (whatever the Content-Type), or the `json_invalid` error.
+    """The request body as JSON (whatever the Content-Type), or its 422 errors.
 
     Bytes are decoded as `json.loads` would (UTF-8/16/32, surrogates passed through so that the
     character check reports them), then checked for depth and number size before parsing.
@@ -130,12 +130,21 @@ def parse_json_body(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
         if structure:
             return None, structure
         try:
-            return json.loads(text), []
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             position = exc.pos
         except (ValueError, RecursionError):
             # Out of the checks' reach (they bound depth and numbers); refused all the same.
             position = 0
+        else:
+            # Only these spellings put NUL or a lone surrogate into the parsed value; an
+            # ordinary body has none, so the walk is skipped. (NaN and Infinity are refused by
+            # the schemas: numeric fields want finite numbers, stored JSON is dumped strictly.)
+            if ("\\u" in text and _BAD_ESCAPE.search(text)) or (
+                not text.isascii() and _SURROGATE.search(text)
+            ):
+                return data, _character_errors(data, ["body"])
+            return data, []
     return None, [{"loc": ["body", position], "msg": "JSON decode error", "type": "json_invalid"}]
 
 
@@ -191,7 +200,11 @@ def _stored_json(value: dict[str, Any]) -> dict[str, Any]:
             for child in (item.values() if isinstance(item, dict) else item)
             if isinstance(child, dict | list)
         ]
-    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    try:
+        dumped = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise PydanticCustomError("finite_number", "Input should be a finite number") from None
+    size = len(dumped.encode())
     if size > MAX_STORED_JSON_BYTES:
         raise PydanticCustomError(
             "json_too_large",
@@ -229,8 +242,6 @@ def validate_request(
     if body is not None:
         schema, raw = body
         data, body_errors = parse_json_body(raw)
-        if not body_errors:
-            body_errors = _character_errors(data, ["body"])
         errors += body_errors
         if not body_errors:
             if not isinstance(data, dict):
