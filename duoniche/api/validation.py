@@ -8,7 +8,6 @@ We never echo the input back (no `input` / `ctx` in the items).
 from __future__ import annotations
 
 import json
-import math
 import re
 from itertools import accumulate
 from typing import Annotated, Any, TypeVar
@@ -78,20 +77,22 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # raw surrogate (the decoding lets it through). Raw NUL is no JSON.
 _BAD_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
-_DEPTH_ERROR = {
+_DEPTH_ERROR: dict[str, Any] = {
     "msg": f"JSON should be nested at most {MAX_BODY_DEPTH} levels deep",
     "type": "json_too_deep",
 }
-_NUMBER_ERROR = {
+_NUMBER_ERROR: dict[str, Any] = {
     "msg": f"JSON numbers should have at most {MAX_NUMBER_LENGTH} characters",
     "type": "json_number_too_long",
 }
-_NUL_ERROR = {"msg": "String should not contain NUL characters", "type": "string_nul_character"}
-_SURROGATE_ERROR = {
+_NUL_ERROR: dict[str, Any] = {
+    "msg": "String should not contain NUL characters",
+    "type": "string_nul_character",
+}
+_SURROGATE_ERROR: dict[str, Any] = {
     "msg": "Input should be a valid string, unable to parse raw data as a unicode string",
     "type": "string_unicode",
 }
-_FINITE_ERROR = {"msg": "Input should be a finite number", "type": "finite_number"}
 
 
 def _structure_errors(text: str) -> list[dict[str, Any]]:
@@ -149,11 +150,11 @@ def parse_json_body(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
 
 
 def _character_errors(value: Any, loc: list[Any]) -> list[dict[str, Any]]:
-    """NUL, lone surrogates and non-finite numbers anywhere in the input, keys included.
+    """NUL and lone surrogates anywhere in the input, keys included.
 
-    PostgreSQL stores NUL in neither text nor jsonb, a lone surrogate cannot be encoded to UTF-8
-    and NaN/Infinity are not JSON. The walk is iterative (depth is bounded before, but a walk
-    must not be the place where deep input fails) and reports in document order.
+    PostgreSQL stores NUL in neither text nor jsonb, and a lone surrogate cannot be encoded to
+    UTF-8. The walk is iterative (depth is bounded before, but a walk must not be the place
+    where deep input fails) and reports in document order.
     """
     errors: list[dict[str, Any]] = []
     stack: list[tuple[Any, list[Any]]] = [(value, loc)]
@@ -163,9 +164,6 @@ def _character_errors(value: Any, loc: list[Any]) -> list[dict[str, Any]]:
             if _BAD_CHARACTER.search(item):
                 error = _NUL_ERROR if "\x00" in item else _SURROGATE_ERROR
                 errors.append(error | {"loc": where})
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                errors.append(_FINITE_ERROR | {"loc": where})
         elif isinstance(item, dict):
             children: list[tuple[Any, list[Any]]] = []
             for key, child in item.items():
