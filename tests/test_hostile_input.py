@@ -600,3 +600,21 @@ def test_non_finite_numbers_in_typed_fields_are_refused(attack, world, name, lit
 
     assert body["detail"][0]["loc"] == ["body", field]
     assert body["detail"][0]["type"] == "finite_number"
+
+
+def test_the_body_caps_are_exact(client, world):
+    endpoint = world["preferences"]
+
+    def status(raw_value: str) -> int:
+        return send(client, endpoint, with_raw(endpoint.body, raw_value)).status_code
+
+    # The body object is level 1, so 31 more levels reach the cap of 32.
+    assert status("[" * 31 + "]" * 31) == 200
+    assert status("[" * 32 + "]" * 32) == 422
+    # Brackets inside strings are text, not nesting.
+    assert status(json.dumps("[" * 100)) == 200
+    assert status("1" * 50) == 200
+    assert status("1" * 51) == 422
+    assert status("-0." + "1" * 48) == 422
+    # Digits inside strings are text, not numbers.
+    assert status(json.dumps("1" * 5000)) == 200
