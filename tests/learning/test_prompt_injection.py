@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.utils import timezone
+from django.urls import reverse
 
 from duoniche.enums import ExerciseStatus, ReviewSource
 from exercises.models import Exercise, ExerciseAnswer, ExerciseReview
-from exercises.moderation import exercise_add_accepted_answer
 from learning.models import ExerciseAttempt
 from tests.exercises.factories import ExerciseFactory
 from tests.fakes.openai_server import openai_server_fixture  # noqa: F401
@@ -33,7 +32,10 @@ CORRECT = {"is_correct": True, "feedback": "", "error_tags": None}
 def validate(client, exercise, profile, answer):
     response = client.post(
         f"/api/v1/exercises/{exercise.pk}/validate/",
-        {"user_id": profile.user_id, "answer": {"exercise_type": "choose_sentence", "answer": answer}},
+        {
+            "user_id": profile.user_id,
+            "answer": {"exercise_type": "choose_sentence", "answer": answer},
+        },
         content_type="application/json",
         **AUTH,
     )
@@ -70,7 +72,7 @@ def test_the_learners_language_never_reaches_the_prompt(client, openai_server, e
 
 
 def test_a_verdict_against_the_reference_stays_with_its_learner_until_a_moderator_accepts(
-    client, openai_server, exercise, attacker, django_user_model
+    client, admin_client, openai_server, exercise, attacker
 ):
     openai_server.script(CORRECT, CORRECT)
 
@@ -97,15 +99,22 @@ def test_a_verdict_against_the_reference_stays_with_its_learner_until_a_moderato
     assert not ExerciseAnswer.objects.filter(is_reference=False, is_correct=True).exists()
     assert ExerciseReview.objects.filter(exercise=exercise).count() == 1  # flagged once
 
-    # A moderator accepts the answer through the admin's service: now it is served to everyone.
-    moderator = django_user_model.objects.create_user("mod", is_staff=True)
-    exercise_add_accepted_answer(
-        exercise_id=exercise.pk, answer=WRONG, user=moderator, now=timezone.now()
+    # The moderator sees the disputed answer on the exercise page and accepts it there: now it
+    # is served to everyone.
+    page = admin_client.get(reverse("admin:exercises_exercise_change", args=[exercise.pk]))
+    rows = {row["row"].answer_text: row for row in page.context["moderation"]["answers"]}
+    assert rows[WRONG]["can_accept"]
+    response = admin_client.post(
+        reverse("admin:exercises_exercise_moderate", args=[exercise.pk]),
+        {"action": "accept_answer", "answer": WRONG},
     )
+    assert response.status_code == 302
     third = BotProfileFactory(bot_id="Bulgarian", user_language="ru")
     assert validate(client, exercise, third, WRONG) == {"is_correct": True, "feedback": ""}
     assert len(openai_server.requests) == 2  # no further model call
-    assert ExerciseAttempt.objects.get(user_id=third.user_id).verdict_id is not None
+    assert ExerciseAttempt.objects.get(user_id=third.user_id).verdict_id == (
+        ExerciseAnswer.objects.get(is_reference=False, is_correct=True).pk
+    )
 
 
 def test_a_model_that_agrees_with_the_reference_is_stored_and_reused(
