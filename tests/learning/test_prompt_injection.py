@@ -104,6 +104,7 @@ def test_a_verdict_against_the_reference_stays_with_its_learner_until_a_moderato
     page = admin_client.get(reverse("admin:exercises_exercise_change", args=[exercise.pk]))
     rows = {row["row"].answer_text: row for row in page.context["moderation"]["answers"]}
     assert rows[WRONG]["can_accept"]
+    assert "⚠️ disputed" in page.content.decode()
     response = admin_client.post(
         reverse("admin:exercises_exercise_moderate", args=[exercise.pk]),
         {"action": "accept_answer", "answer": WRONG},
