@@ -538,7 +538,7 @@ class ExerciseAdmin(ServiceSaveMixin):
                         for verdict in row.verdicts
                     ],
                     "can_accept": can_change
-                    and not row.is_correct
+                    and not row.is_accepted
                     and answer_among_options(exercise=exercise, answer=row.answer_text),
                 }
                 for row in rows

@@ -262,6 +262,15 @@ class AnswerRow:
     def is_reference(self) -> bool:
         return any(verdict.is_reference for verdict in self.verdicts)
 
+    @property
+    def is_accepted(self) -> bool:
+        """Whether a stored correct verdict makes it correct for everyone.
+
+        Not the same as `is_correct`: an answer the validator judged correct against the
+        reference was correct for its learners only, and waits for a moderator to accept it.
+        """
+        return any(verdict.is_correct for verdict in self.verdicts)
+
 
 def exercise_answer_rows(*, exercise: Exercise) -> list[AnswerRow]:
     """Every distinct answer given or judged, most learners first: two queries.

@@ -6,6 +6,14 @@ an automatic verdict (accent, story), a translation of an existing row's feedbac
 validator. When the needed LLM purpose is disabled or the model fails, the deterministic verdict is
 returned instead and not stored, so a later LLM-backed call can still write real feedback.
 
+A validator's "correct" is never stored: no accepted verdict of that answer exists (it would have
+been reused), so the model contradicts the exercise's reference. That verdict counts for its
+learner only (their attempt and response), the exercise goes to the moderators' queue
+(`exercise_flag_disputed_answer`), and the answer is reused as correct for others only once a
+moderator accepts it (`exercises.moderation.exercise_add_accepted_answer`). Until then each learner
+giving it is judged afresh. A model talked into "correct" by one learner cannot pass that verdict
+on (issue 10, item 8).
+
 Creation runs under the cache lock `verdict:<exercise>:<answer_key>:<feedback_language>`: the
 winner calls the model (outside any transaction) and inserts; the others poll for the row and reuse
 it. The insert is insert-or-get on `uniq_verdict_answer_language`, the final guarantee (Fix 7). The
@@ -21,13 +29,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from duoniche import llm
-from duoniche.enums import ExerciseType, LLMPurpose
+from duoniche.enums import ExerciseStatus, ExerciseType, LLMPurpose, ReviewSource
 from duoniche.rows import Statement, instance_from_row, select_list
 from duoniche.telegram_html import clean_telegram_html, truncate_visible
 from duoniche.texts import render
@@ -38,10 +48,11 @@ from exercises.answers import (
     deterministic_feedback,
 )
 from exercises.content import BLANK, public_data
-from exercises.models import Exercise, ExerciseAnswer
+from exercises.models import Exercise, ExerciseAnswer, ExerciseReview
 from exercises.prompts import data_tag, language_name, neutralise
 from exercises.prompts.translate import TRANSLATE_FEEDBACK
 from exercises.prompts.validate import VALIDATORS
+from exercises.services import exercise_change_status
 from exercises.tags import ACCENT_TAG, GRAMMAR_TAGS, LISTENING_TAG, VOCABULARY_TAGS
 
 logger = logging.getLogger(__name__)
@@ -275,6 +286,19 @@ def _validate(
     except llm.LLMError as exc:
         logger.warning("validation of exercise %s fell back: %s", exercise.pk, type(exc).__name__)
         return deterministic_verdict(exercise=exercise, answer=answer)
+    if result.is_correct:
+        # No accepted verdict of this answer exists (else it would have been reused), so the
+        # model contradicts the reference: the learner gets its verdict, nobody else until a
+        # moderator accepts the answer.
+        exercise_flag_disputed_answer(
+            exercise_id=exercise.pk, answer=answer, user_id=user_id, now=timezone.now()
+        )
+        return Verdict(
+            is_correct=True,
+            feedback=clean_feedback(result.feedback),
+            error_tags=allowed_error_tags(result.error_tags),
+            verdict_id=None,
+        )
     row = verdict_insert(
         exercise=exercise,
         answer=answer,
@@ -361,6 +385,38 @@ def verdict_insert(
         return ExerciseAnswer.objects.get(
             exercise=exercise, answer_key=answer.key, feedback_language=feedback_language
         )
+
+
+#: What the moderators' queue shows for a disputed answer (the assessor's suggestion column).
+DISPUTED_ANSWER_ACTION = "ADD_CORRECT_ANSWER_AND_ADMIN_REVIEW"
+
+
+def exercise_flag_disputed_answer(
+    *, exercise_id: int, answer: CanonicalAnswer, user_id: int, now: datetime
+) -> ExerciseReview | None:
+    """The validator judged an answer correct that is not an accepted one: ask a moderator.
+
+    A published exercise goes to `pending_admin_review` (out of selection) with the answer as the
+    suggested revision; accepting it in the admin (`exercise_add_accepted_answer`) stores the
+    correct verdict that everyone then reuses. An exercise that is not published is left alone
+    (it is already out of selection, or a moderator has it), so concurrent or repeated disputes
+    record one review. Returns the review, or None when nothing changed.
+    """
+    return exercise_change_status(
+        exercise_id=exercise_id,
+        new_status=ExerciseStatus.PENDING_ADMIN_REVIEW,
+        source=ReviewSource.QUALITY_MONITOR,
+        now=now,
+        note=f"the validator judged {answer.text!r} correct, which is not an accepted answer",
+        analysis={
+            "action": "validator_disputes_reference",
+            "suggested_action": DISPUTED_ANSWER_ACTION,
+            "suggested_revision": answer.text,
+            "answer": answer.answer,
+            "user_id": user_id,
+        },
+        expected_status=ExerciseStatus.PUBLISHED,
+    )
 
 
 def verdict_insert_translation(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django import forms
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
@@ -30,6 +31,7 @@ from django.utils.safestring import SafeString
 from duoniche.admin import ReadOnlyAdmin
 from duoniche.api.errors import ApplicationError
 from duoniche.durations import format_pause_time
+from duoniche.language_tags import is_language_tag, normalise_language_code
 from duoniche.languages import get_language
 from learning.effective_settings import effective_settings
 from learning.models import BotProfile, ExerciseAttempt, TelegramUser, WeeklyReport
@@ -92,8 +94,25 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+class BotProfileForm(forms.ModelForm):
+    """The profile form: `user_language` is stored like the API stores it (normalised)."""
+
+    class Meta:
+        model = BotProfile
+        fields = ("user_language",)  # the admin passes its own field list
+
+    def clean_user_language(self) -> str:
+        code = self.cleaned_data["user_language"]
+        if not is_language_tag(code):
+            raise forms.ValidationError(
+                "Not a language tag: give a code such as en, ru or pt-BR.", code="invalid"
+            )
+        return normalise_language_code(code)
+
+
 class BotProfileInline(admin.StackedInline):
     model = BotProfile
+    form = BotProfileForm
     extra = 0
     fields = (
         "bot_id",
@@ -225,6 +244,7 @@ def _save_changed(obj: Any, form: Any, change: bool) -> None:
 
 @admin.register(BotProfile)
 class BotProfileAdmin(admin.ModelAdmin):
+    form = BotProfileForm
     list_display = (
         "id",
         "user",

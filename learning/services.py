@@ -29,6 +29,7 @@ from duoniche.enums import (
     UserAction,
     UserStatus,
 )
+from duoniche.language_tags import normalise_language_code
 from duoniche.languages import (
     Language,
     bot_ids,
@@ -80,7 +81,7 @@ def invalid_bot(bot_id: str, *, code: str, status: int) -> ApplicationError:
 
 def _profile_defaults(user_language: str) -> dict[str, Any]:
     return {
-        "user_language": user_language,
+        "user_language": normalise_language_code(user_language),
         "language_level": settings.DEFAULT_LANGUAGE_LEVEL,
         "status": ProfileStatus.ACTIVE,
     }
@@ -196,7 +197,7 @@ def user_update(
     if telegram_data is not UNSET:
         user.telegram_data = telegram_data
         fields.append("telegram_data")
-    profile.user_language = user_language
+    profile.user_language = normalise_language_code(user_language)
     with transaction.atomic():
         user.save(update_fields=fields)
         profile.save(update_fields=["user_language", "updated_at"])
@@ -318,8 +319,8 @@ def _locked_profile(*, user_id: int, bot_id: str) -> BotProfile:
     if user is None:
         raise user_not_found(user_id, status=400)
     data = user.telegram_data if isinstance(user.telegram_data, dict) else {}
-    code = data.get("language_code")
-    language = code if isinstance(code, str) and code else settings.DEFAULT_USER_LANGUAGE
+    # Whatever Telegram sent (or nothing): normalised, the default when it is not a language tag.
+    language = normalise_language_code(data.get("language_code"))
     _get_or_create_profile(user=user, bot_id=bot_id, user_language=language)
     profile = _select_locked_profile(user_id=user_id, bot_id=bot_id)
     assert profile is not None  # just created or found, and profiles are never deleted here

@@ -662,7 +662,7 @@ def test_prompt_injection_inside_a_stored_option_stays_inside_the_data_tags(
     assert user.rstrip().endswith("</student_answer>")
 
 
-def test_an_llm_can_accept_a_distractor(client, profile, exercise, fake_llm):
+def test_an_llm_can_accept_a_distractor_for_this_learner(client, profile, exercise, fake_llm):
     fake_llm.script = [{"is_correct": True, "feedback": "", "error_tags": None}]
 
     response = validate(client, exercise.pk, profile.user_id, fill(["един"]))
@@ -670,10 +670,13 @@ def test_an_llm_can_accept_a_distractor(client, profile, exercise, fake_llm):
     assert response.json() == {"is_correct": True, "feedback": ""}
     profile.refresh_from_db()
     assert profile.errors_count_in_set == 0
-    assert ExerciseAnswer.objects.get(is_reference=False).error_tags == {
-        "grammar": [],
-        "vocabulary": [],
-    }
+    attempt = ExerciseAttempt.objects.get()
+    assert (attempt.is_correct, attempt.verdict_id) == (True, None)
+    assert attempt.error_tags == {"grammar": [], "vocabulary": []}
+    # Not stored for others: it contradicts the reference, so a moderator decides.
+    assert not ExerciseAnswer.objects.filter(is_reference=False).exists()
+    exercise.refresh_from_db()
+    assert exercise.status == "pending_admin_review"
 
 
 def test_feedback_in_another_language_is_translated_and_stored(client, exercise, fake_llm):
