@@ -159,6 +159,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis, cache, Celery ---------------------------------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="")
+#: The cache answers as an empty cache while Redis is unreachable (duoniche/cache.py): a call
+#: waits at most these many seconds to connect and for a reply, and after a failure Redis is left
+#: alone for REDIS_OUTAGE_RETRY_SECONDS before one call tries again.
+REDIS_SOCKET_CONNECT_TIMEOUT = env.float("REDIS_SOCKET_CONNECT_TIMEOUT", default=0.25)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
+REDIS_OUTAGE_RETRY_SECONDS = env.float("REDIS_OUTAGE_RETRY_SECONDS", default=1.0)
 if REDIS_URL:
     CACHES = {
         "default": {

@@ -1,0 +1,278 @@
+"""Chaos: Redis, the broker and the database fail under the API, and the API never answers 5xx.
+
+The tests start and kill their own servers (tests/fakes/servers.py): a `redis-server` on a free
+port for the cache or the broker, and a TCP black hole for a database that hangs. The time bounds
+below are correctness bounds (a request must not wait for an outage), not benchmarks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from learning.models import ExerciseAttempt, ReportStatus, WeeklyReport
+from tests.exercises.factories import ExerciseFactory
+from tests.fakes.servers import RedisServer, black_hole, free_port, redis_server
+from tests.learning.factories import BotProfileFactory, WeeklyReportFactory
+
+pytestmark = pytest.mark.django_db
+AUTH = {"HTTP_AUTHORIZATION": "Bearer test-token"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def redis_cache_settings(url: str) -> dict[str, Any]:
+    return {
+        "default": {
+            "BACKEND": "duoniche.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "chaos",
+        }
+    }
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: int
+    content_type: str
+    seconds: float
+
+
+class Traffic:
+    """One valid request to every bot API endpoint (and the service endpoints), as a bot sends."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.profile = BotProfileFactory(bot_id="Bulgarian", user_language="en")
+        self.user = self.profile.user
+        self.exercise = ExerciseFactory(
+            data={"text_with_blanks": "Искам ___ кафе, моля.", "words": ["едно", "една", "един"]},
+        )
+        self.report = WeeklyReportFactory(user=self.user, bot_id="Bulgarian")
+        self.charges = itertools.count(1)
+        self.telegram_ids = itertools.count(900_000)
+
+    def _json(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        call = getattr(self.client, method)
+        return call(path, json.dumps(body), content_type="application/json", **AUTH)
+
+    def requests(self) -> list[tuple[str, Callable[[], Any]]]:
+        user_id, bot = self.user.pk, "Bulgarian"
+        base = f"/api/v1/users/{user_id}/bots/{bot}"
+        exercise_id = self.exercise.pk
+        known = {"exercise_type": "fill_in_the_blank", "words": ["едно"]}
+        new = {"exercise_type": "fill_in_the_blank", "words": ["една"]}
+        return [
+            (
+                "ensure user (new)",
+                lambda: self._json(
+                    "put",
+                    "/api/v1/users/",
+                    {
+                        "telegram_id": str(next(self.telegram_ids)),
+                        "username": "chaos",
+                        "name": "Chaos",
+                        "user_language": "en",
+                        "target_language": bot,
+                    },
+                ),
+            ),
+            (
+                "user by telegram id",
+                lambda: self.client.get(
+                    f"/api/v1/users/by-telegram-id/{self.user.telegram_id}", **AUTH
+                ),
+            ),
+            (
+                "update user",
+                lambda: self._json(
+                    "put",
+                    f"/api/v1/users/{user_id}",
+                    {
+                        "user_id": user_id,
+                        "telegram_id": self.user.telegram_id,
+                        "username": "chaos",
+                        "name": "Chaos",
+                        "user_language": "en",
+                        "target_language": bot,
+                    },
+                ),
+            ),
+            (
+                "session reminders",
+                lambda: self._json(
+                    "put", f"{base}/preferences/session_reminders", {"wants_reminders": True}
+                ),
+            ),
+            ("preferences", lambda: self._json("put", f"{base}/preferences", {"alphabet": None})),
+            ("next-action", lambda: self.client.get(f"{base}/next-action/", **AUTH)),
+            (
+                "legacy next-action",
+                lambda: self.client.get(f"/api/v1/users/{user_id}/next_action/", **AUTH),
+            ),
+            (
+                "validate (known answer)",
+                lambda: self._json(
+                    "post",
+                    f"/api/v1/exercises/{exercise_id}/validate/",
+                    {"user_id": user_id, "answer": known},
+                ),
+            ),
+            (
+                "validate (new answer)",
+                lambda: self._json(
+                    "post",
+                    f"/api/v1/exercises/{exercise_id}/validate/",
+                    {"user_id": user_id, "answer": new},
+                ),
+            ),
+            (
+                "legacy validate",
+                lambda: self._json(
+                    "post",
+                    "/api/v1/exercises/validate/",
+                    {"user_id": user_id, "exercise_id": exercise_id, "answer": new},
+                ),
+            ),
+            ("latest-detailed", lambda: self.client.get(f"{base}/reports/latest-detailed", **AUTH)),
+            ("payment", self._pay),
+            (
+                "relevance",
+                lambda: self.client.get(
+                    f"/api/v1/notifications/chaos-task/relevance?bot_id={bot}&user_id={user_id}",
+                    **AUTH,
+                ),
+            ),
+            (
+                "block",
+                lambda: self._json(
+                    "post", f"{base}/block", {"telegram_id": self.user.telegram_id, "reason": "x"}
+                ),
+            ),
+            ("healthz", lambda: self.client.get("/healthz")),
+            ("metrics", lambda: self.client.get("/metrics")),
+        ]
+
+    def _pay(self) -> Any:
+        invoice = self.client.get(
+            f"/api/v1/payments/invoice-details/session_unlock/users/{self.user.pk}/bots/Bulgarian",
+            **AUTH,
+        )
+        if invoice.status_code != 200:
+            return invoice
+        return self._json(
+            "post",
+            "/api/v1/payments/process",
+            {
+                "telegram_payment_charge_id": f"chaos-{next(self.charges)}",
+                "amount": 20,
+                "invoice_payload": invoice.json()["invoice_payload"],
+                "currency": "XTR",
+            },
+        )
+
+    def round(self) -> list[Outcome]:
+        outcomes = []
+        for name, send in self.requests():
+            started = time.monotonic()
+            response = send()
+            outcomes.append(
+                Outcome(
+                    name,
+                    response.status_code,
+                    response.get("Content-Type", ""),
+                    time.monotonic() - started,
+                )
+            )
+        return outcomes
+
+
+def server_errors(outcomes: list[Outcome]) -> list[Outcome]:
+    return [outcome for outcome in outcomes if outcome.status >= 500]
+
+
+def validate_new_answer(traffic: Traffic) -> int:
+    response = traffic._json(
+        "post",
+        f"/api/v1/exercises/{traffic.exercise.pk}/validate/",
+        {
+            "user_id": traffic.user.pk,
+            "answer": {"exercise_type": "fill_in_the_blank", "words": ["един"]},
+        },
+    )
+    return int(response.status_code)
+
+
+def attempts(traffic: Traffic) -> int:
+    return ExerciseAttempt.objects.filter(user=traffic.user).count()
+
+
+# --- Redis --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(settings) -> Iterator[RedisServer]:
+    with redis_server() as server:
+        settings.CACHES = redis_cache_settings(server.url)
+        yield server
+
+
+def test_redis_killed_mid_traffic_no_endpoint_answers_5xx_and_the_cache_comes_back(
+    client, own_redis
+):
+    traffic = Traffic(client)
+    before = traffic.round()
+    assert server_errors(before) == []
+    assert cache.get("chaos-probe", "absent") == "absent"
+
+    own_redis.stop()
+    started = time.monotonic()
+    during = traffic.round() + traffic.round()
+    outage_seconds = time.monotonic() - started
+
+    assert server_errors(during) == [], server_errors(during)
+    # The duplicate-submission window and the verdict lock are skipped, not waited for.
+    assert outage_seconds < 10, [(o.name, round(o.seconds, 2)) for o in during]
+
+    own_redis.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        cache.set("chaos-probe", "back", 30)
+        if cache.get("chaos-probe") == "back":
+            break
+        time.sleep(0.2)
+    assert cache.get("chaos-probe") == "back"
+
+    after = traffic.round()
+    assert server_errors(after) == []
+    # The duplicate window works again: an identical submission is answered from it.
+    recorded = attempts(traffic)
+    assert validate_new_answer(traffic) == 200
+    assert validate_new_answer(traffic) == 200
+    assert attempts(traffic) == recorded + 1
+
+
+def test_a_black_holed_redis_does_not_hang_requests(client, settings):
+    with black_hole() as port:
+        settings.CACHES = redis_cache_settings(f"redis://127.0.0.1:{port}/0")
+        traffic = Traffic(client)
+        started = time.monotonic()
+        outcomes = traffic.round()
+        elapsed = time.monotonic() - started
+
+    assert server_errors(outcomes) == []
+    assert elapsed < 10, [(o.name, round(o.seconds, 2)) for o in outcomes]
