@@ -198,6 +198,22 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 360
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request that publishes a task (latest-detailed) must fail fast when the broker is down or
+# hangs, never hold a web worker: bounded connect and socket timeouts and a short publish retry
+# (worst case about 3 x CELERY_BROKER_SOCKET_TIMEOUT). The socket timeout stays above kombu's
+# 1 s BRPOP poll so that idle workers are not disturbed.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
+CELERY_BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_timeout": CELERY_BROKER_SOCKET_TIMEOUT,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": env.int("CELERY_TASK_PUBLISH_MAX_RETRIES", default=2),
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 #: Periodic jobs, in code; synced into django-celery-beat (the jobs issue fills it).
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}

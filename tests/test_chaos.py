@@ -276,3 +276,101 @@ def test_a_black_holed_redis_does_not_hang_requests(client, settings):
 
     assert server_errors(outcomes) == []
     assert elapsed < 10, [(o.name, round(o.seconds, 2)) for o in outcomes]
+
+
+# --- the broker ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker_on(settings) -> Iterator[Callable[[str], None]]:
+    """Publish to a real broker instead of running tasks eagerly; the test picks the broker URL.
+
+    The Celery app reads its configuration once; the `CELERY_*` keys set on `app.conf` win over
+    the Django settings (as duoniche/celery.py does), and the producer pool is rebuilt for the URL.
+    """
+    from duoniche.celery import app
+
+    keys = ("CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL")
+    saved = {key: app.conf.get(key) for key in keys}
+
+    def use(url: str) -> None:
+        app.conf["CELERY_TASK_ALWAYS_EAGER"] = False
+        app.conf["CELERY_BROKER_URL"] = url
+        settings.CELERY_TASK_ALWAYS_EAGER = False
+        _reset_producer_pool(app)
+
+    yield use
+    for key, value in saved.items():
+        app.conf[key] = value
+    _reset_producer_pool(app)
+
+
+def _reset_producer_pool(app: Any) -> None:
+    """Forget the app's connection and producer pools, so the next publish uses the new URL."""
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def report_row(report: WeeklyReport) -> tuple[str, Any]:
+    return WeeklyReport.objects.values_list("status", "status_changed_at").get(pk=report.pk)
+
+
+def test_broker_down_latest_detailed_answers_503_and_leaves_the_report_untouched(
+    client, broker_on
+):
+    profile = BotProfileFactory(bot_id="Bulgarian")
+    report = WeeklyReportFactory(user=profile.user, bot_id="Bulgarian")
+    path = f"/api/v1/users/{profile.user_id}/bots/Bulgarian/reports/latest-detailed"
+    before = report_row(report)
+    assert before[0] == ReportStatus.PENDING
+
+    broker = RedisServer()  # not started yet: the broker is down
+    try:
+        broker_on(broker.url)
+        started = time.monotonic()
+        response = client.get(path, **AUTH)
+        elapsed = time.monotonic() - started
+
+        assert response.status_code == 503
+        assert response.json()["code"] == "service_unavailable"
+        assert report_row(report) == before  # not stuck in GENERATING for 30 minutes
+        assert elapsed < 5  # a web worker never hangs on the broker
+
+        broker.start()
+        response = client.get(path, **AUTH)
+
+        assert response.status_code == 200
+        assert response.json() == {"current_report_status": "GENERATING"}
+        assert report_row(report)[0] == ReportStatus.GENERATING
+        queued = redis_llen(broker.port, "duoniche")
+        assert queued == 1
+    finally:
+        broker.cleanup()
+
+
+def test_a_black_holed_broker_fails_latest_detailed_fast(client, broker_on):
+    profile = BotProfileFactory(bot_id="Bulgarian")
+    report = WeeklyReportFactory(user=profile.user, bot_id="Bulgarian")
+    before = report_row(report)
+    with black_hole() as port:
+        broker_on(f"redis://127.0.0.1:{port}/0")
+        started = time.monotonic()
+        response = client.get(
+            f"/api/v1/users/{profile.user_id}/bots/Bulgarian/reports/latest-detailed", **AUTH
+        )
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "service_unavailable"
+    assert report_row(report) == before
+    assert elapsed < 10
+
+
+def redis_llen(port: int, key: str) -> int:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        return int(client.llen(key))
+    finally:
+        client.close()
