@@ -143,8 +143,13 @@ def database_config(url: str) -> dict[str, Any]:
         # Parameters bound by the server, and a statement run 5 times on a connection prepared
         # there: the hot statements skip planning, which cost more than executing them.
         prepared = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+        # A server that accepts the connection and never answers must not hold a worker: the
+        # connection attempt gives up after DATABASE_CONNECT_TIMEOUT seconds (libpq and psycopg
+        # treat anything under 2 as 2), /healthz then answers 503 and API calls a JSON 503.
         config.setdefault("OPTIONS", {}).update(
-            server_side_binding=True, prepare_threshold=5 if prepared else None
+            server_side_binding=True,
+            prepare_threshold=5 if prepared else None,
+            connect_timeout=env.int("DATABASE_CONNECT_TIMEOUT", default=2),
         )
     return config
 

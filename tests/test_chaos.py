@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -374,3 +375,84 @@ def redis_llen(port: int, key: str) -> int:
         return int(client.llen(key))
     finally:
         client.close()
+
+
+# --- the database -------------------------------------------------------------------------------
+
+
+@contextmanager
+def gunicorn_against(database_url: str) -> Iterator[str]:
+    """A real gunicorn (one sync worker, production settings) whose database is `database_url`."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "duoniche.settings_test",
+        "TEST_DATABASE_URL": database_url,  # settings_test makes it DATABASE_URL
+        "DATABASE_CONN_MAX_AGE": "0",
+        "SENTRY_DSN": "",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.pop("prometheus_multiproc_dir", None)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "duoniche.wsgi:application",
+            *("--bind", f"127.0.0.1:{port}", "--workers", "1", "--timeout", "30"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:  # an unknown API path answers without the database
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/nothing", timeout=1)
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            process.kill()
+            process.wait(timeout=5)
+
+
+def timed_get(url: str, **headers: str) -> tuple[int, str, bytes, float]:
+    """(status, content type, body, seconds); gives up after 6 s (a hang fails the test)."""
+    request = urllib.request.Request(url, headers=headers)
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=6) as response:
+            status, content_type, body = response.status, response.headers["Content-Type"], b""
+            body = response.read()
+    except urllib.error.HTTPError as error:
+        status, content_type, body = error.code, error.headers["Content-Type"], error.read()
+    return status, content_type, body, time.monotonic() - started
+
+
+@pytest.mark.django_db(False)
+def test_a_black_holed_database_gives_json_503_fast_from_a_real_server():
+    with black_hole() as port, gunicorn_against(f"postgres://postgres@127.0.0.1:{port}/x") as base:
+        status, content_type, body, seconds = timed_get(f"{base}/healthz")
+
+        assert status == 503
+        assert content_type.startswith("application/json")
+        assert json.loads(body)["code"] == "service_unavailable"
+        assert seconds < 3  # correctness bound: the orchestrator's probe must get an answer
+
+        status, content_type, body, seconds = timed_get(
+            f"{base}/api/v1/users/by-telegram-id/1", Authorization="Bearer test-token"
+        )
+
+        assert status == 503
+        assert content_type.startswith("application/json")
+        assert json.loads(body)["code"] == "service_unavailable"
+        assert seconds < 3
