@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -164,7 +164,7 @@ class PooledClientRedisCacheClient(RedisCacheClient):
             self._answered()
         return value
 
-    def set_many(self, data: dict[Any, Any], timeout: Any) -> None:
+    def set_many(self, data: Mapping[Any, Any], timeout: Any) -> None:
         self._degraded("set_many", None, data, timeout)
 
     def delete_many(self, keys: Any) -> None:
@@ -197,5 +197,5 @@ class RedisCache(NativeRedisCache):
             "socket_connect_timeout": settings.REDIS_SOCKET_CONNECT_TIMEOUT,
             "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
             "outage_retry_seconds": settings.REDIS_OUTAGE_RETRY_SECONDS,
-            **self._options,
+            **(params.get("OPTIONS") or {}),
         }

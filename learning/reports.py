@@ -20,6 +20,7 @@ import html
 import logging
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -141,7 +142,7 @@ def report_request_detailed(*, user_id: int, bot_id: str, now: datetime) -> str:
     return str(WeeklyReport.objects.values_list("status", flat=True).get(pk=report_id))
 
 
-def _undo_generating(report_id: int, *, now: datetime, previous: dict[str, Any]) -> None:
+def _undo_generating(report_id: int, *, now: datetime, previous: Mapping[str, Any]) -> None:
     """Put back the status the request found, only if the row is still the one we changed."""
     WeeklyReport.objects.filter(
         pk=report_id, status=ReportStatus.GENERATING, status_changed_at=now

@@ -360,9 +360,7 @@ def profile_next_action(*, user_id: int, bot_id: str, now: datetime) -> NextActi
             # (duoniche/rows.py, DATABASE_ASYNC_BOOKKEEPING_COMMIT), unless this transaction also
             # created the profile or ended the user's plan: those wait, like every user write.
             ended_plan = (profile.user.status, profile.user.status_expires_at) != plan
-            update_row(
-                profile, [*result.changed, "updated_at"], flush_wait=created or ended_plan
-            )
+            update_row(profile, [*result.changed, "updated_at"], flush_wait=created or ended_plan)
     return result
 
 

@@ -316,9 +316,7 @@ def report_row(report: WeeklyReport) -> tuple[str, Any]:
     return WeeklyReport.objects.values_list("status", "status_changed_at").get(pk=report.pk)
 
 
-def test_broker_down_latest_detailed_answers_503_and_leaves_the_report_untouched(
-    client, broker_on
-):
+def test_broker_down_latest_detailed_answers_503_and_leaves_the_report_untouched(client, broker_on):
     profile = BotProfileFactory(bot_id="Bulgarian")
     report = WeeklyReportFactory(user=profile.user, bot_id="Bulgarian")
     path = f"/api/v1/users/{profile.user_id}/bots/Bulgarian/reports/latest-detailed"
