@@ -136,3 +136,23 @@ def test_a_payment_and_the_session_it_unlocks_wait_for_the_disk(client):
     assert response.status_code == 200
     assert "already" not in response.json()["message"]
     assert synchronous_commit() == "on"
+
+
+def test_next_action_that_ends_the_users_plan_waits_for_the_disk(client, exercise):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from duoniche.enums import UserStatus
+
+    user = TelegramUserFactory(
+        status=UserStatus.PREMIUM, status_expires_at=timezone.now() - timedelta(days=1)
+    )
+    BotProfileFactory(user=user, bot_id="Bulgarian")
+
+    response = next_action(client, user.pk)
+
+    assert response.json()["action"] == "new_exercise"
+    user.refresh_from_db()
+    assert user.status == UserStatus.FREE  # this transaction ended the plan
+    assert synchronous_commit() == "on"
