@@ -66,6 +66,7 @@ class Traffic:
         self.report = WeeklyReportFactory(user=self.user, bot_id="Bulgarian")
         self.charges = itertools.count(1)
         self.telegram_ids = itertools.count(900_000)
+        self.reopen_report = False
 
     def _json(self, method: str, path: str, body: dict[str, Any]) -> Any:
         call = getattr(self.client, method)
@@ -149,7 +150,7 @@ class Traffic:
                     {"user_id": user_id, "exercise_id": exercise_id, "answer": new},
                 ),
             ),
-            ("latest-detailed", lambda: self.client.get(f"{base}/reports/latest-detailed", **AUTH)),
+            ("latest-detailed", lambda: self._latest_detailed(f"{base}/reports/latest-detailed")),
             ("payment", self._pay),
             (
                 "relevance",
@@ -167,6 +168,11 @@ class Traffic:
             ("healthz", lambda: self.client.get("/healthz")),
             ("metrics", lambda: self.client.get("/metrics")),
         ]
+
+    def _latest_detailed(self, path: str) -> Any:
+        if self.reopen_report:  # a report the bot may request again: the request must publish
+            WeeklyReport.objects.filter(pk=self.report.pk).update(status=ReportStatus.FAILED)
+        return self.client.get(path, **AUTH)
 
     def _pay(self) -> Any:
         invoice = self.client.get(
@@ -265,6 +271,32 @@ def test_redis_killed_mid_traffic_no_endpoint_answers_5xx_and_the_cache_comes_ba
     assert validate_new_answer(traffic) == 200
     assert validate_new_answer(traffic) == 200
     assert attempts(traffic) == recorded + 1
+
+
+def test_redis_as_cache_and_broker_killed_only_a_publishing_request_answers_503(
+    client, own_redis, broker_on
+):
+    """Production shape: one Redis is the cache and the broker. While it is down, every endpoint
+    answers as without a cache, except a request that must queue a job (latest-detailed on a
+    report to generate): 503 `service_unavailable` JSON, the report as it was."""
+    broker_on(own_redis.url)
+    traffic = Traffic(client)
+    traffic.reopen_report = True
+    assert server_errors(traffic.round()) == []
+
+    own_redis.stop()
+    during = traffic.round()
+
+    assert [(o.name, o.status) for o in server_errors(during)] == [("latest-detailed", 503)]
+    assert WeeklyReport.objects.get(pk=traffic.report.pk).status == ReportStatus.FAILED
+
+    own_redis.start()
+    time.sleep(1.1)  # REDIS_OUTAGE_RETRY_SECONDS: the cache tries Redis again
+    after = traffic.round()
+
+    assert server_errors(after) == []
+    assert WeeklyReport.objects.get(pk=traffic.report.pk).status == ReportStatus.GENERATING
+    assert redis_llen(own_redis.port, "duoniche") == 1  # queued once Redis is back
 
 
 def test_a_black_holed_redis_does_not_hang_requests(client, settings):
