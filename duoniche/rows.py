@@ -11,20 +11,42 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import connection, models
 
 M = TypeVar("M", bound=models.Model)
 
 
-#: Returned by a write that should not wait for the disk: `set_config(..., true)` lasts until the
-#: end of the write's transaction (the statement's own one in autocommit), so that commit returns
-#: before its WAL record is flushed. Only for the bot's per-request bookkeeping (an attempt and its
-#: counters, a served exercise), where waiting for the flush was the largest cost under load. If
-#: the database server itself crashes, the last such commits (at most ~3 x `wal_writer_delay`,
-#: 0.6 s by default) can be lost, always as whole transactions; every other transaction (payments,
-#: users, reports, staff edits) still waits for the disk. Part of the statement, not a separate
-#: `SET LOCAL`, because that would cost a round trip and a BEGIN/COMMIT pair of its own.
+#: Returned by a write that should not wait for the disk (`flush_wait=False`), while the setting
+#: DATABASE_ASYNC_BOOKKEEPING_COMMIT is true (the default): `set_config(..., true)` lasts until
+#: the end of the write's transaction (the statement's own one in autocommit), so that commit
+#: returns before its WAL record is flushed. Part of the statement, not a separate `SET LOCAL`,
+#: because that would cost a round trip and a BEGIN/COMMIT pair of its own. Waiting for the flush
+#: was the largest cost of the bot's per-request bookkeeping under load.
+#:
+#: Which transactions ride on it, whole:
+#:
+#: * validate: the attempt row with its counter UPDATEs (exercise, verdict, the profile's errors
+#:   in the set), one statement in autocommit;
+#: * next-action: the transaction that serves an exercise or moves the learner on: the profile's
+#:   session and set counters, current exercise, streak, freeze, and a blocked profile's return to
+#:   active. When that same transaction created the profile or ended the user's plan, it waits
+#:   for the disk instead (learning/services.py `profile_next_action`).
+#:
+#: What a crash can lose: only if the PostgreSQL server itself stops abruptly (power loss, kernel
+#: or server crash; not an application or connection failure, and not a clean restart), the last
+#: such commits before it, at most about 3 x `wal_writer_delay` (0.6 s by default), are lost, each
+#: as a whole transaction: a learner's last answers are not recorded (no attempt, no counters) and
+#: the profile may show the exercise before the last one as current. Nothing is half-written, and
+#: nothing else is exposed: every other transaction (users created or changed through the API,
+#: payments and the session they unlock, reports, notifications, staff edits) waits for the disk.
+#: Set DATABASE_ASYNC_BOOKKEEPING_COMMIT=false to make these wait too.
 NO_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)"
+
+
+def _waits(flush_wait: bool) -> bool:
+    """Whether a write's commit waits for the disk: asked to, or the trade-off is switched off."""
+    return flush_wait or not settings.DATABASE_ASYNC_BOOKKEEPING_COMMIT
 
 
 @dataclass(frozen=True)
@@ -54,7 +76,8 @@ def update_row(instance: models.Model, fields: Sequence[str], *, flush_wait: boo
     """`UPDATE ... SET` the named fields of `instance` by primary key, like `save(update_fields)`.
 
     Each value goes through its field's `pre_save` (so `auto_now` stamps) and database preparation.
-    `flush_wait=False`: the transaction's commit does not wait for the disk (`NO_FLUSH_WAIT`).
+    `flush_wait=False`: the transaction's commit does not wait for the disk (`NO_FLUSH_WAIT`,
+    when DATABASE_ASYNC_BOOKKEEPING_COMMIT is on).
     """
     meta = instance._meta
     chosen: list[models.Field[Any, Any]] = [
@@ -67,7 +90,7 @@ def update_row(instance: models.Model, fields: Sequence[str], *, flush_wait: boo
     ]
     table, key = meta.db_table, meta.pk.column
     with connection.cursor() as cursor:
-        returning = "" if flush_wait else f" RETURNING {NO_FLUSH_WAIT}"
+        returning = "" if _waits(flush_wait) else f" RETURNING {NO_FLUSH_WAIT}"
         cursor.execute(
             f"UPDATE {table} SET {assignments} WHERE {key} = %s{returning}",  # noqa: S608
             [*values, instance.pk],
@@ -78,7 +101,8 @@ def insert_statement(instance: models.Model, *, flush_wait: bool = True) -> Stat
     """`INSERT` of `instance` (every concrete field but an auto primary key) `RETURNING` its key.
 
     Values are prepared as `save()` would prepare them (`pre_save`, then database preparation).
-    `flush_wait=False`: the transaction's commit does not wait for the disk (`NO_FLUSH_WAIT`).
+    `flush_wait=False`: the transaction's commit does not wait for the disk (`NO_FLUSH_WAIT`,
+    when DATABASE_ASYNC_BOOKKEEPING_COMMIT is on).
     """
     meta = instance._meta
     fields = [field for field in meta.concrete_fields if not isinstance(field, models.AutoField)]
@@ -89,7 +113,7 @@ def insert_statement(instance: models.Model, *, flush_wait: bool = True) -> Stat
     )
     return Statement(
         f"INSERT INTO {meta.db_table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
-        f"RETURNING {meta.pk.column}" + ("" if flush_wait else f", {NO_FLUSH_WAIT}"),
+        f"RETURNING {meta.pk.column}" + ("" if _waits(flush_wait) else f", {NO_FLUSH_WAIT}"),
         values,
     )
 

@@ -143,8 +143,13 @@ def database_config(url: str) -> dict[str, Any]:
         # Parameters bound by the server, and a statement run 5 times on a connection prepared
         # there: the hot statements skip planning, which cost more than executing them.
         prepared = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+        # A server that accepts the connection and never answers must not hold a worker: the
+        # connection attempt gives up after DATABASE_CONNECT_TIMEOUT seconds (libpq and psycopg
+        # treat anything under 2 as 2), /healthz then answers 503 and API calls a JSON 503.
         config.setdefault("OPTIONS", {}).update(
-            server_side_binding=True, prepare_threshold=5 if prepared else None
+            server_side_binding=True,
+            prepare_threshold=5 if prepared else None,
+            connect_timeout=env.int("DATABASE_CONNECT_TIMEOUT", default=2),
         )
     return config
 
@@ -155,10 +160,20 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+#: The bot's per-request bookkeeping (validate's attempt and counters, next-action's profile
+#: update) commits without waiting for the disk; a crash of the database server can lose the last
+#: ~0.6 s of it (duoniche/rows.py says exactly what). false: every commit waits for the disk.
+DATABASE_ASYNC_BOOKKEEPING_COMMIT = env.bool("DATABASE_ASYNC_BOOKKEEPING_COMMIT", default=True)
 
 # --- Redis, cache, Celery ---------------------------------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="")
+#: The cache answers as an empty cache while Redis is unreachable (duoniche/cache.py): a call
+#: waits at most these many seconds to connect and for a reply, and after a failure Redis is left
+#: alone for REDIS_OUTAGE_RETRY_SECONDS before one call tries again.
+REDIS_SOCKET_CONNECT_TIMEOUT = env.float("REDIS_SOCKET_CONNECT_TIMEOUT", default=0.25)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
+REDIS_OUTAGE_RETRY_SECONDS = env.float("REDIS_OUTAGE_RETRY_SECONDS", default=1.0)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -192,6 +207,22 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 360
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request that publishes a task (latest-detailed) must fail fast when the broker is down or
+# hangs, never hold a web worker: bounded connect and socket timeouts and a short publish retry
+# (worst case about 3 x CELERY_BROKER_SOCKET_TIMEOUT). The socket timeout stays above kombu's
+# 1 s BRPOP poll so that idle workers are not disturbed.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
+CELERY_BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_timeout": CELERY_BROKER_SOCKET_TIMEOUT,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": env.int("CELERY_TASK_PUBLISH_MAX_RETRIES", default=2),
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 #: Periodic jobs, in code; synced into django-celery-beat (the jobs issue fills it).
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}

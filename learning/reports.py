@@ -6,8 +6,9 @@ Shared spec domain.md §13, bot-api.md §3.11, llm.md §12:
   short reports of the previous week: candidates and their numbers come from one grouped query,
   the reports are bulk-inserted (the unique (user, bot, week) makes re-runs no-ops) and the
   profiles' `last_report_generated_at` is set with one UPDATE (Fix: weaknesses #37, #39);
-* `report_request_detailed` moves the latest report atomically to GENERATING and enqueues one
-  generation job on commit (Fix 10: concurrent presses enqueue one job, FAILED is retried);
+* `report_request_detailed` moves the latest report atomically to GENERATING and then enqueues
+  one generation job (Fix 10: concurrent presses enqueue one job, FAILED is retried); when the
+  broker is unreachable it puts the status back and answers 503 `service_unavailable`;
 * `report_generate_detailed` (the job's service) writes the detailed report of exactly the report
   it was given, from that report's week: with the `reports` LLM when it is available, else from
   message templates.
@@ -19,6 +20,7 @@ import html
 import logging
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -27,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import TruncDate
+from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from duoniche import llm
 from duoniche.api.errors import ApplicationError
@@ -48,6 +51,10 @@ from learning.prompts.report import (
 from learning.services import profile_not_found
 
 logger = logging.getLogger(__name__)
+
+#: What publishing a task raises when the broker is unreachable (after the bounded publish retry
+#: policy of settings.CELERY_TASK_PUBLISH_RETRY_POLICY).
+BROKER_ERRORS = (BrokerOperationalError, OSError)
 
 INCORRECT_ATTEMPTS_FOR_LLM_NUMBER = 15
 TOP_TAGS_COUNT = 7
@@ -76,7 +83,9 @@ def report_request_detailed(*, user_id: int, bot_id: str, now: datetime) -> str:
     """Ask for the detailed version of the latest weekly report; return its status afterwards.
 
     PENDING, FAILED and a stale GENERATING report move to GENERATING with one conditional UPDATE,
-    so of concurrent requests exactly one changes the row and enqueues the job (on commit).
+    so of concurrent requests exactly one changes the row and enqueues the job (once the UPDATE
+    has committed). An unreachable broker raises 503 `service_unavailable` with the report as it
+    was.
     """
     if not BotProfile.objects.filter(user_id=user_id, bot_id=bot_id).exists():
         raise profile_not_found(user_id, bot_id)
@@ -103,17 +112,41 @@ def report_request_detailed(*, user_id: int, bot_id: str, now: datetime) -> str:
     from learning.tasks import generate_detailed_report
 
     report_id = latest["pk"]
-    with transaction.atomic():
-        changed = WeeklyReport.objects.filter(claimable, pk=report_id).update(
-            status=ReportStatus.GENERATING, status_changed_at=now
-        )
-        if changed:
-            generate_detailed_report.delay_on_commit(report_id)
+    changed = WeeklyReport.objects.filter(claimable, pk=report_id).update(
+        status=ReportStatus.GENERATING, status_changed_at=now
+    )
     if changed:
+        # Published after the transition committed (autocommit), so the job sees GENERATING.
+        # When the broker refuses, the transition is undone, so the report is not left
+        # GENERATING with no job for REPORT_GENERATION_STALE_MINUTES.
+        try:
+            generate_detailed_report.delay(report_id)
+        except BROKER_ERRORS as exc:
+            _undo_generating(report_id, now=now, previous=latest)
+            logger.warning(
+                "detailed report %s: the job could not be queued (%s: %s); report left %s",
+                report_id,
+                type(exc).__name__,
+                exc,
+                latest["status"],
+            )
+            raise ApplicationError(
+                "The report cannot be requested right now: the job queue is unreachable. "
+                "Try again later.",
+                code="service_unavailable",
+                status=503,
+            ) from exc
         logger.info("detailed report %s requested; generation enqueued", report_id)
         return ReportStatus.GENERATING.value
     # A concurrent request won the transition: answer with what the report is now.
     return str(WeeklyReport.objects.values_list("status", flat=True).get(pk=report_id))
+
+
+def _undo_generating(report_id: int, *, now: datetime, previous: Mapping[str, Any]) -> None:
+    """Put back the status the request found, only if the row is still the one we changed."""
+    WeeklyReport.objects.filter(
+        pk=report_id, status=ReportStatus.GENERATING, status_changed_at=now
+    ).update(status=previous["status"], status_changed_at=previous["status_changed_at"])
 
 
 # --- period summary (domain.md §13.2) -----------------------------------------------------------

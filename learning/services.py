@@ -310,11 +310,14 @@ def _select_locked_profile(*, user_id: int, bot_id: str) -> BotProfile | None:
     return profile
 
 
-def _locked_profile(*, user_id: int, bot_id: str) -> BotProfile:
-    """The profile row, locked, with its user; created (race-safe) if the user has none yet."""
+def _locked_profile(*, user_id: int, bot_id: str) -> tuple[BotProfile, bool]:
+    """The profile row, locked, with its user; created (race-safe) if the user has none yet.
+
+    Returns (profile, whether this call may have created it).
+    """
     profile = _select_locked_profile(user_id=user_id, bot_id=bot_id)
     if profile is not None:
-        return profile
+        return profile, False
     user = TelegramUser.objects.filter(pk=user_id).first()
     if user is None:
         raise user_not_found(user_id, status=400)
@@ -324,7 +327,7 @@ def _locked_profile(*, user_id: int, bot_id: str) -> BotProfile:
     _get_or_create_profile(user=user, bot_id=bot_id, user_language=language)
     profile = _select_locked_profile(user_id=user_id, bot_id=bot_id)
     assert profile is not None  # just created or found, and profiles are never deleted here
-    return profile
+    return profile, True
 
 
 def _candidate_streak(profile: BotProfile, now: datetime) -> int:
@@ -350,11 +353,15 @@ def profile_next_action(*, user_id: int, bot_id: str, now: datetime) -> NextActi
     if language is None:
         raise invalid_bot(bot_id, code="invalid_bot_id", status=422)
     with transaction.atomic():
-        profile = _locked_profile(user_id=user_id, bot_id=bot_id)
+        profile, created = _locked_profile(user_id=user_id, bot_id=bot_id)
+        plan = (profile.user.status, profile.user.status_expires_at)
         result = _next_action(profile=profile, language=language, now=now)
         if result.changed:
-            # Bookkeeping of a served exercise: the commit need not wait for the disk.
-            update_row(profile, [*result.changed, "updated_at"], flush_wait=False)
+            # Bookkeeping of a served exercise: the commit need not wait for the disk
+            # (duoniche/rows.py, DATABASE_ASYNC_BOOKKEEPING_COMMIT), unless this transaction also
+            # created the profile or ended the user's plan: those wait, like every user write.
+            ended_plan = (profile.user.status, profile.user.status_expires_at) != plan
+            update_row(profile, [*result.changed, "updated_at"], flush_wait=created or ended_plan)
     return result
 
 

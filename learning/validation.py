@@ -298,7 +298,8 @@ def _record_attempt(
 
     The attempt INSERT carries the counter UPDATEs (exercise, verdict and, for a wrong answer,
     the profile's errors in the set) as CTEs, so all land or none does, in one round trip and
-    without a BEGIN/COMMIT pair; its commit does not wait for the disk (`NO_FLUSH_WAIT`).
+    without a BEGIN/COMMIT pair; its commit does not wait for the disk (`NO_FLUSH_WAIT`, while
+    DATABASE_ASYNC_BOOKKEEPING_COMMIT is on).
     Returns the attempt's id.
     """
     original = {key: submitted[key] for key in canonical.answer if key in submitted}

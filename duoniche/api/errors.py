@@ -1,7 +1,9 @@
 """One error hierarchy and one handler: every API error is `{"detail", "code"}` on the wire.
 
 Request-shape errors are 422 with `detail` a list of `{loc, msg, type}` (the previous service's
-FastAPI shape). Unknown exceptions are logged (and reach Sentry) and answer a JSON 500.
+FastAPI shape). A database outage (`OperationalError`: unreachable, connect or statement timeout)
+answers 503 `service_unavailable`. Unknown exceptions are logged (and reach Sentry) and answer a
+JSON 500.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
@@ -79,6 +82,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         )
     if isinstance(exc, Http404 | drf_exceptions.NotFound):
         return _respond("Not found.", "not_found", 404)
+    if isinstance(exc, OperationalError):
+        # The database is unreachable or did not answer in time (connect or statement timeout):
+        # an outage the bot may retry, not a bug. Nothing was committed by this request.
+        logger.warning("API: database unavailable: %s: %s", type(exc).__name__, exc)
+        return _respond(
+            "The database is not reachable right now. Try again later.",
+            "service_unavailable",
+            503,
+        )
     logger.exception("unhandled API error", exc_info=exc)
     return _respond("Internal server error.", "internal_error", 500)
 

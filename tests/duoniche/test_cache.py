@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 from django.conf import settings
@@ -66,3 +67,38 @@ def test_threads_can_use_the_shared_client_at_once():
     assert cache.get_many([f"{prefix}:{n}:49" for n in range(8)]) == {
         f"{prefix}:{n}:49": n * 1000 + 49 for n in range(8)
     }
+
+
+def test_an_unreachable_redis_answers_as_an_empty_cache_and_warns_once(caplog):
+    from tests.fakes.servers import free_port
+
+    cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0", {})
+
+    with caplog.at_level("WARNING", logger="duoniche.cache"):
+        assert cache.get("k", "default") == "default"
+        assert cache.add("k", "v", 30) is True  # "free, proceed": a claim never waits for nobody
+        cache.set("k", "v", 30)
+        assert cache.get_many(["k"]) == {}
+        assert cache.delete("k") is False
+        assert cache.has_key("k") is False
+
+    assert cache._cache.is_skipping
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+    assert len(caplog.records) == 1
+
+
+def test_the_cache_recovers_when_redis_comes_back(settings):
+    from tests.fakes.servers import RedisServer
+
+    settings.REDIS_OUTAGE_RETRY_SECONDS = 0.1
+    server = RedisServer()
+    cache = RedisCache(server.url, {})
+    try:
+        assert cache.add("k", "first", 30) is True  # nothing listens yet
+        server.start()
+        time.sleep(0.15)
+        assert cache.add("k", "first", 30) is True
+        assert cache.add("k", "second", 30) is False  # the claim holds again
+        assert cache.get("k") == "first"
+    finally:
+        server.cleanup()

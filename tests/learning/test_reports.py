@@ -184,11 +184,12 @@ def test_pending_failed_and_stale_reports_move_to_generating_and_enqueue_one_job
 
     assert response.status_code == 200
     assert response.json() == {"current_report_status": "GENERATING"}
-    assert len(callbacks) == 1
+    # Published once the transition is in, not on a later commit (a broker error must still be
+    # answerable: tests/test_chaos.py); the eager test broker ran the job once, here and now.
+    assert callbacks == []
     report.refresh_from_db()
-    assert report.status == ReportStatus.GENERATING
     assert report.status_changed_at >= before
-    assert report.generation_attempts == 0  # the job has not run yet
+    assert report.generation_attempts == 1
 
 
 def test_a_failed_report_is_regenerated(client, django_capture_on_commit_callbacks):

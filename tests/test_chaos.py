@@ -1,0 +1,488 @@
+"""Chaos: Redis, the broker and the database fail under the API, and the API never answers 5xx.
+
+The tests start and kill their own servers (tests/fakes/servers.py): a `redis-server` on a free
+port for the cache or the broker, and a TCP black hole for a database that hangs. The time bounds
+below are correctness bounds (a request must not wait for an outage), not benchmarks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from learning.models import ExerciseAttempt, ReportStatus, WeeklyReport
+from tests.exercises.factories import ExerciseFactory
+from tests.fakes.servers import RedisServer, black_hole, free_port, redis_server
+from tests.learning.factories import BotProfileFactory, WeeklyReportFactory
+
+pytestmark = pytest.mark.django_db
+AUTH = {"HTTP_AUTHORIZATION": "Bearer test-token"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def redis_cache_settings(url: str) -> dict[str, Any]:
+    return {
+        "default": {
+            "BACKEND": "duoniche.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "chaos",
+        }
+    }
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: int
+    content_type: str
+    seconds: float
+
+
+class Traffic:
+    """One valid request to every bot API endpoint (and the service endpoints), as a bot sends."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.profile = BotProfileFactory(bot_id="Bulgarian", user_language="en")
+        self.user = self.profile.user
+        self.exercise = ExerciseFactory(
+            data={"text_with_blanks": "Искам ___ кафе, моля.", "words": ["едно", "една", "един"]},
+        )
+        self.report = WeeklyReportFactory(user=self.user, bot_id="Bulgarian")
+        self.charges = itertools.count(1)
+        self.telegram_ids = itertools.count(900_000)
+        self.reopen_report = False
+
+    def _json(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        call = getattr(self.client, method)
+        return call(path, json.dumps(body), content_type="application/json", **AUTH)
+
+    def requests(self) -> list[tuple[str, Callable[[], Any]]]:
+        user_id, bot = self.user.pk, "Bulgarian"
+        base = f"/api/v1/users/{user_id}/bots/{bot}"
+        exercise_id = self.exercise.pk
+        known = {"exercise_type": "fill_in_the_blank", "words": ["едно"]}
+        new = {"exercise_type": "fill_in_the_blank", "words": ["една"]}
+        return [
+            (
+                "ensure user (new)",
+                lambda: self._json(
+                    "put",
+                    "/api/v1/users/",
+                    {
+                        "telegram_id": str(next(self.telegram_ids)),
+                        "username": "chaos",
+                        "name": "Chaos",
+                        "user_language": "en",
+                        "target_language": bot,
+                    },
+                ),
+            ),
+            (
+                "user by telegram id",
+                lambda: self.client.get(
+                    f"/api/v1/users/by-telegram-id/{self.user.telegram_id}", **AUTH
+                ),
+            ),
+            (
+                "update user",
+                lambda: self._json(
+                    "put",
+                    f"/api/v1/users/{user_id}",
+                    {
+                        "user_id": user_id,
+                        "telegram_id": self.user.telegram_id,
+                        "username": "chaos",
+                        "name": "Chaos",
+                        "user_language": "en",
+                        "target_language": bot,
+                    },
+                ),
+            ),
+            (
+                "session reminders",
+                lambda: self._json(
+                    "put", f"{base}/preferences/session_reminders", {"wants_reminders": True}
+                ),
+            ),
+            ("preferences", lambda: self._json("put", f"{base}/preferences", {"alphabet": None})),
+            ("next-action", lambda: self.client.get(f"{base}/next-action/", **AUTH)),
+            (
+                "legacy next-action",
+                lambda: self.client.get(f"/api/v1/users/{user_id}/next_action/", **AUTH),
+            ),
+            (
+                "validate (known answer)",
+                lambda: self._json(
+                    "post",
+                    f"/api/v1/exercises/{exercise_id}/validate/",
+                    {"user_id": user_id, "answer": known},
+                ),
+            ),
+            (
+                "validate (new answer)",
+                lambda: self._json(
+                    "post",
+                    f"/api/v1/exercises/{exercise_id}/validate/",
+                    {"user_id": user_id, "answer": new},
+                ),
+            ),
+            (
+                "legacy validate",
+                lambda: self._json(
+                    "post",
+                    "/api/v1/exercises/validate/",
+                    {"user_id": user_id, "exercise_id": exercise_id, "answer": new},
+                ),
+            ),
+            ("latest-detailed", lambda: self._latest_detailed(f"{base}/reports/latest-detailed")),
+            ("payment", self._pay),
+            (
+                "relevance",
+                lambda: self.client.get(
+                    f"/api/v1/notifications/chaos-task/relevance?bot_id={bot}&user_id={user_id}",
+                    **AUTH,
+                ),
+            ),
+            (
+                "block",
+                lambda: self._json(
+                    "post", f"{base}/block", {"telegram_id": self.user.telegram_id, "reason": "x"}
+                ),
+            ),
+            ("healthz", lambda: self.client.get("/healthz")),
+            ("metrics", lambda: self.client.get("/metrics")),
+        ]
+
+    def _latest_detailed(self, path: str) -> Any:
+        if self.reopen_report:  # a report the bot may request again: the request must publish
+            WeeklyReport.objects.filter(pk=self.report.pk).update(status=ReportStatus.FAILED)
+        return self.client.get(path, **AUTH)
+
+    def _pay(self) -> Any:
+        invoice = self.client.get(
+            f"/api/v1/payments/invoice-details/session_unlock/users/{self.user.pk}/bots/Bulgarian",
+            **AUTH,
+        )
+        if invoice.status_code != 200:
+            return invoice
+        return self._json(
+            "post",
+            "/api/v1/payments/process",
+            {
+                "telegram_payment_charge_id": f"chaos-{next(self.charges)}",
+                "amount": 20,
+                "invoice_payload": invoice.json()["invoice_payload"],
+                "currency": "XTR",
+            },
+        )
+
+    def round(self) -> list[Outcome]:
+        outcomes = []
+        for name, send in self.requests():
+            started = time.monotonic()
+            response = send()
+            outcomes.append(
+                Outcome(
+                    name,
+                    response.status_code,
+                    response.get("Content-Type", ""),
+                    time.monotonic() - started,
+                )
+            )
+        return outcomes
+
+
+def server_errors(outcomes: list[Outcome]) -> list[Outcome]:
+    return [outcome for outcome in outcomes if outcome.status >= 500]
+
+
+def validate_new_answer(traffic: Traffic) -> int:
+    response = traffic._json(
+        "post",
+        f"/api/v1/exercises/{traffic.exercise.pk}/validate/",
+        {
+            "user_id": traffic.user.pk,
+            "answer": {"exercise_type": "fill_in_the_blank", "words": ["един"]},
+        },
+    )
+    return int(response.status_code)
+
+
+def attempts(traffic: Traffic) -> int:
+    return ExerciseAttempt.objects.filter(user=traffic.user).count()
+
+
+# --- Redis --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(settings) -> Iterator[RedisServer]:
+    with redis_server() as server:
+        settings.CACHES = redis_cache_settings(server.url)
+        yield server
+
+
+def test_redis_killed_mid_traffic_no_endpoint_answers_5xx_and_the_cache_comes_back(
+    client, own_redis
+):
+    traffic = Traffic(client)
+    before = traffic.round()
+    assert server_errors(before) == []
+    assert cache.get("chaos-probe", "absent") == "absent"
+
+    own_redis.stop()
+    started = time.monotonic()
+    during = traffic.round() + traffic.round()
+    outage_seconds = time.monotonic() - started
+
+    assert server_errors(during) == [], server_errors(during)
+    # The duplicate-submission window and the verdict lock are skipped, not waited for.
+    assert outage_seconds < 10, [(o.name, round(o.seconds, 2)) for o in during]
+
+    own_redis.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        cache.set("chaos-probe", "back", 30)
+        if cache.get("chaos-probe") == "back":
+            break
+        time.sleep(0.2)
+    assert cache.get("chaos-probe") == "back"
+
+    after = traffic.round()
+    assert server_errors(after) == []
+    # The duplicate window works again: an identical submission is answered from it.
+    recorded = attempts(traffic)
+    assert validate_new_answer(traffic) == 200
+    assert validate_new_answer(traffic) == 200
+    assert attempts(traffic) == recorded + 1
+
+
+def test_redis_as_cache_and_broker_killed_only_a_publishing_request_answers_503(
+    client, own_redis, broker_on
+):
+    """Production shape: one Redis is the cache and the broker. While it is down, every endpoint
+    answers as without a cache, except a request that must queue a job (latest-detailed on a
+    report to generate): 503 `service_unavailable` JSON, the report as it was."""
+    broker_on(own_redis.url)
+    traffic = Traffic(client)
+    traffic.reopen_report = True
+    assert server_errors(traffic.round()) == []
+
+    own_redis.stop()
+    during = traffic.round()
+
+    assert [(o.name, o.status) for o in server_errors(during)] == [("latest-detailed", 503)]
+    assert WeeklyReport.objects.get(pk=traffic.report.pk).status == ReportStatus.FAILED
+
+    own_redis.start()
+    time.sleep(1.1)  # REDIS_OUTAGE_RETRY_SECONDS: the cache tries Redis again
+    after = traffic.round()
+
+    assert server_errors(after) == []
+    assert WeeklyReport.objects.get(pk=traffic.report.pk).status == ReportStatus.GENERATING
+    assert redis_llen(own_redis.port, "duoniche") == 1  # queued once Redis is back
+
+
+def test_a_black_holed_redis_does_not_hang_requests(client, settings):
+    with black_hole() as port:
+        settings.CACHES = redis_cache_settings(f"redis://127.0.0.1:{port}/0")
+        traffic = Traffic(client)
+        started = time.monotonic()
+        outcomes = traffic.round()
+        elapsed = time.monotonic() - started
+
+    assert server_errors(outcomes) == []
+    assert elapsed < 10, [(o.name, round(o.seconds, 2)) for o in outcomes]
+
+
+# --- the broker ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker_on(settings) -> Iterator[Callable[[str], None]]:
+    """Publish to a real broker instead of running tasks eagerly; the test picks the broker URL.
+
+    The Celery app reads its configuration once; the `CELERY_*` keys set on `app.conf` win over
+    the Django settings (as duoniche/celery.py does), and the producer pool is rebuilt for the URL.
+    """
+    from duoniche.celery import app
+
+    keys = ("CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL")
+    saved = {key: app.conf.get(key) for key in keys}
+
+    def use(url: str) -> None:
+        app.conf["CELERY_TASK_ALWAYS_EAGER"] = False
+        app.conf["CELERY_BROKER_URL"] = url
+        settings.CELERY_TASK_ALWAYS_EAGER = False
+        _reset_producer_pool(app)
+
+    yield use
+    for key, value in saved.items():
+        app.conf[key] = value
+    _reset_producer_pool(app)
+
+
+def _reset_producer_pool(app: Any) -> None:
+    """Forget the app's connection and producer pools, so the next publish uses the new URL."""
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def report_row(report: WeeklyReport) -> tuple[str, Any]:
+    return WeeklyReport.objects.values_list("status", "status_changed_at").get(pk=report.pk)
+
+
+def test_broker_down_latest_detailed_answers_503_and_leaves_the_report_untouched(client, broker_on):
+    profile = BotProfileFactory(bot_id="Bulgarian")
+    report = WeeklyReportFactory(user=profile.user, bot_id="Bulgarian")
+    path = f"/api/v1/users/{profile.user_id}/bots/Bulgarian/reports/latest-detailed"
+    before = report_row(report)
+    assert before[0] == ReportStatus.PENDING
+
+    broker = RedisServer()  # not started yet: the broker is down
+    try:
+        broker_on(broker.url)
+        started = time.monotonic()
+        response = client.get(path, **AUTH)
+        elapsed = time.monotonic() - started
+
+        assert response.status_code == 503
+        assert response.json()["code"] == "service_unavailable"
+        assert report_row(report) == before  # not stuck in GENERATING for 30 minutes
+        assert elapsed < 5  # a web worker never hangs on the broker
+
+        broker.start()
+        response = client.get(path, **AUTH)
+
+        assert response.status_code == 200
+        assert response.json() == {"current_report_status": "GENERATING"}
+        assert report_row(report)[0] == ReportStatus.GENERATING
+        queued = redis_llen(broker.port, "duoniche")
+        assert queued == 1
+    finally:
+        broker.cleanup()
+
+
+def test_a_black_holed_broker_fails_latest_detailed_fast(client, broker_on):
+    profile = BotProfileFactory(bot_id="Bulgarian")
+    report = WeeklyReportFactory(user=profile.user, bot_id="Bulgarian")
+    before = report_row(report)
+    with black_hole() as port:
+        broker_on(f"redis://127.0.0.1:{port}/0")
+        started = time.monotonic()
+        response = client.get(
+            f"/api/v1/users/{profile.user_id}/bots/Bulgarian/reports/latest-detailed", **AUTH
+        )
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "service_unavailable"
+    assert report_row(report) == before
+    assert elapsed < 10
+
+
+def redis_llen(port: int, key: str) -> int:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        return int(client.llen(key))
+    finally:
+        client.close()
+
+
+# --- the database -------------------------------------------------------------------------------
+
+
+@contextmanager
+def gunicorn_against(database_url: str) -> Iterator[str]:
+    """A real gunicorn (one sync worker, production settings) whose database is `database_url`."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "duoniche.settings_test",
+        "TEST_DATABASE_URL": database_url,  # settings_test makes it DATABASE_URL
+        "DATABASE_CONN_MAX_AGE": "0",
+        "SENTRY_DSN": "",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.pop("prometheus_multiproc_dir", None)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "duoniche.wsgi:application",
+            *("--bind", f"127.0.0.1:{port}", "--workers", "1", "--timeout", "30"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:  # an unknown API path answers without the database
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/nothing", timeout=1)
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            process.kill()
+            process.wait(timeout=5)
+
+
+def timed_get(url: str, **headers: str) -> tuple[int, str, bytes, float]:
+    """(status, content type, body, seconds); gives up after 6 s (a hang fails the test)."""
+    request = urllib.request.Request(url, headers=headers)
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=6) as response:
+            status, content_type, body = response.status, response.headers["Content-Type"], b""
+            body = response.read()
+    except urllib.error.HTTPError as error:
+        status, content_type, body = error.code, error.headers["Content-Type"], error.read()
+    return status, content_type, body, time.monotonic() - started
+
+
+@pytest.mark.django_db(False)
+def test_a_black_holed_database_gives_json_503_fast_from_a_real_server():
+    with black_hole() as port, gunicorn_against(f"postgres://postgres@127.0.0.1:{port}/x") as base:
+        status, content_type, body, seconds = timed_get(f"{base}/healthz")
+
+        assert status == 503
+        assert content_type.startswith("application/json")
+        assert json.loads(body)["code"] == "service_unavailable"
+        assert seconds < 3  # correctness bound: the orchestrator's probe must get an answer
+
+        status, content_type, body, seconds = timed_get(
+            f"{base}/api/v1/users/by-telegram-id/1", Authorization="Bearer test-token"
+        )
+
+        assert status == 503
+        assert content_type.startswith("application/json")
+        assert json.loads(body)["code"] == "service_unavailable"
+        assert seconds < 3
