@@ -443,7 +443,9 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
         "last_long_break_reminder_sent_at",
         "current_streak_days",
     ]
-    exercise_labels = {"exercise_type": exercise.exercise_type, "level": exercise.language_level}
+    exercise_labels = metrics.exercise_labels(
+        exercise_type=exercise.exercise_type, level=exercise.language_level
+    )
     metrics.exercise_sent.labels(**exercise_labels).inc()
     if repetition:
         metrics.exercise_sent_repetition.labels(**exercise_labels).inc()
