@@ -12,7 +12,7 @@ and `plan` are written by staff only (never by the API), so they pass through as
 from __future__ import annotations
 
 from django.conf import settings
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Summary
 
 from duoniche.enums import ExerciseType, LanguageLevel
 from duoniche.languages import is_bot_id
@@ -95,6 +95,32 @@ legacy_endpoint_calls = Counter(
     "backend_legacy_endpoint_calls", "Calls to deprecated endpoints", ("endpoint",)
 )
 api_errors = Counter("backend_api_errors", "API error responses", ("code",))
+
+# HTTP metrics under the previous service's names (bot-api.md §5.2), kept so dashboards survive;
+# recorded by `duoniche.http_metrics.HttpMetricsMiddleware`; `handler` is a route template.
+http_requests = Counter(
+    "http_requests",
+    "HTTP requests by handler, method and status group",
+    ("handler", "method", "status"),
+)
+http_request_size = Summary(
+    "http_request_size_bytes", "HTTP request body sizes (Content-Length)", ("handler",)
+)
+http_response_size = Summary("http_response_size_bytes", "HTTP response body sizes", ("handler",))
+http_request_duration = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request duration by handler and method",
+    ("handler", "method"),
+    buckets=(0.1, 0.5, 1.0),
+)
+#: Fine buckets for the unlabelled duration histogram (one series set for the whole service).
+HIGHR_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0)
+HIGHR_BUCKETS += (4.0, 5.0, 7.5, 10.0, 30.0, 60.0)
+http_request_duration_highr = Histogram(
+    "http_request_duration_highr_seconds",
+    "HTTP request duration, fine buckets, no labels",
+    buckets=HIGHR_BUCKETS,
+)
 
 
 OTHER = "other"
