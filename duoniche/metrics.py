@@ -114,7 +114,22 @@ http_request_duration = Histogram(
     buckets=(0.1, 0.5, 1.0),
 )
 #: Fine buckets for the unlabelled duration histogram (one series set for the whole service).
-HIGHR_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0)
+HIGHR_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    3.0,
+)
 HIGHR_BUCKETS += (4.0, 5.0, 7.5, 10.0, 30.0, 60.0)
 http_request_duration_highr = Histogram(
     "http_request_duration_highr_seconds",
