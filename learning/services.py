@@ -379,7 +379,9 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
                 message=render(
                     "limit_reached",
                     ui_language,
-                    pause_time=format_pause_time(profile.session_frozen_until - now),
+                    pause_time=format_pause_time(
+                        profile.session_frozen_until - now, language=ui_language
+                    ),
                 ),
                 keyboard=_payment_keyboard(ui_language),
                 changed=changed,
@@ -398,7 +400,7 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
         metrics.full_sessions.labels(**labels).inc()
         placeholders: dict[str, Any] = {
             "exercise_num": profile.exercises_get_in_session,
-            "pause_time": format_pause_time(pause),
+            "pause_time": format_pause_time(pause, language=ui_language),
         }
         key = "congratulations_and_wait"
         if profile.current_streak_days >= 2:
