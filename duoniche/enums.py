@@ -139,6 +139,8 @@ class PaymentSource(models.TextChoices):
 
 class PaymentStatus(models.TextChoices):
     PAID = "paid"
+    #: A refund holds the payment while it calls Telegram (claimed at `refund_started_at`).
+    REFUNDING = "refunding"
     REFUNDED = "refunded"
 
 

@@ -165,6 +165,12 @@ def model_name(purpose: str) -> str:
     return own or str(settings.OPENAI_MAIN_MODEL_NAME or "").strip()
 
 
+def model_label(model: str) -> str:
+    """A metric label for a model: one of the configured model names, else "other"."""
+    configured = {model_name(purpose) for purpose in MODEL_SETTINGS}
+    return model if model and model in configured else metrics.OTHER
+
+
 def chat_model_config(purpose: str) -> ChatModelConfig:
     return ChatModelConfig(
         purpose=purpose,
@@ -357,7 +363,7 @@ def _record(
         subject=subject[:64],
         attempt_no=attempt_no,
     )
-    labels = {"purpose": config.purpose, "llm_model": config.model}
+    labels = {"purpose": config.purpose, "llm_model": model_label(config.model)}
     metrics.llm_calls.labels(**labels, outcome="ok" if error is None else "error").inc()
     if input_tokens:
         metrics.llm_input_tokens.labels(**labels).inc(input_tokens)

@@ -1,11 +1,21 @@
 """The `backend_*` Prometheus metrics (shared jobs.md §10); names and labels kept from before.
 
 E = exercise_type, level; U = cohort, plan, target_language, user_language, language_level.
+
+Every label value comes from a closed set, so no caller can mint new series (each label set is a
+series kept by Prometheus for good): `user_labels` and `exercise_labels` map a learner's language
+to the six interface languages, a bot id to the configured bots, a level or exercise type to its
+enum, anything else to "other"; an absent value (a payment without a profile) stays "". `cohort`
+and `plan` are written by staff only (never by the API), so they pass through as stored.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from django.conf import settings
+from prometheus_client import Counter, Gauge, Histogram, Summary
+
+from duoniche.enums import ExerciseType, LanguageLevel
+from duoniche.languages import is_bot_id
 
 E = ("exercise_type", "level")
 U: tuple[str, ...] = ("cohort", "plan", "target_language", "user_language", "language_level")
@@ -86,16 +96,95 @@ legacy_endpoint_calls = Counter(
 )
 api_errors = Counter("backend_api_errors", "API error responses", ("code",))
 
+# HTTP metrics under the previous service's names (bot-api.md §5.2), kept so dashboards survive;
+# recorded by `duoniche.http_metrics.HttpMetricsMiddleware`; `handler` is a route template.
+http_requests = Counter(
+    "http_requests",
+    "HTTP requests by handler, method and status group",
+    ("handler", "method", "status"),
+)
+http_request_size = Summary(
+    "http_request_size_bytes", "HTTP request body sizes (Content-Length)", ("handler",)
+)
+http_response_size = Summary("http_response_size_bytes", "HTTP response body sizes", ("handler",))
+http_request_duration = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request duration by handler and method",
+    ("handler", "method"),
+    buckets=(0.1, 0.5, 1.0),
+)
+#: Fine buckets for the unlabelled duration histogram (one series set for the whole service).
+HIGHR_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    3.0,
+)
+HIGHR_BUCKETS += (4.0, 5.0, 7.5, 10.0, 30.0, 60.0)
+http_request_duration_highr = Histogram(
+    "http_request_duration_highr_seconds",
+    "HTTP request duration, fine buckets, no labels",
+    buckets=HIGHR_BUCKETS,
+)
+
+
+OTHER = "other"
+_LEVELS = frozenset(LanguageLevel.values)
+_EXERCISE_TYPES = frozenset(ExerciseType.values)
+
+
+def _interface_languages() -> frozenset[str]:
+    return frozenset(code for code, _name in settings.LANGUAGES)
+
+
+def user_language_label(value: str | None) -> str:
+    """The interface language of a learner's language tag (`uk-UA` → `uk`), else "other"."""
+    if not value:
+        return ""
+    primary = value.split("-", 1)[0].split("_", 1)[0].lower()
+    return primary if primary in _interface_languages() else OTHER
+
+
+def bot_label(value: str | None) -> str:
+    """A configured bot id, else "other"."""
+    return value if value and is_bot_id(value) else OTHER
+
+
+def level_label(value: str | None) -> str:
+    if not value:
+        return ""
+    return value if value in _LEVELS else OTHER
+
+
+def exercise_type_label(value: str | None) -> str:
+    return value if value in _EXERCISE_TYPES else OTHER
+
+
+def exercise_labels(*, exercise_type: str | None, level: str | None) -> dict[str, str]:
+    """The E labels (`exercise_type`, `level`) from closed sets."""
+    return {"exercise_type": exercise_type_label(exercise_type), "level": level_label(level)}
+
 
 def user_labels(
     *, cohort: str | None, plan: str | None, target_language: str, user_language: str, level: str
 ) -> dict[str, str]:
+    """The U labels; see the module docstring for the closed sets."""
     return {
         "cohort": cohort or "",
         "plan": plan or "",
-        "target_language": target_language,
-        "user_language": user_language,
-        "language_level": level,
+        "target_language": bot_label(target_language),
+        "user_language": user_language_label(user_language),
+        "language_level": level_label(level),
     }
 
 

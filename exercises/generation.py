@@ -150,11 +150,10 @@ def exercise_generate(
         return dataclasses.replace(chosen, outcome=DUPLICATE, reason="same content exists")
 
     labels = {
-        "exercise_type": exercise_type,
-        "level": draft.language_level,
-        "user_language": settings.DEFAULT_USER_LANGUAGE,
-        "target_language": bot_id,
-        "llm_model": draft.llm_model or llm.model_name(LLMPurpose.GENERATION),
+        **metrics.exercise_labels(exercise_type=exercise_type, level=draft.language_level),
+        "user_language": metrics.user_language_label(settings.DEFAULT_USER_LANGUAGE),
+        "target_language": metrics.bot_label(bot_id),
+        "llm_model": llm.model_label(draft.llm_model or llm.model_name(LLMPurpose.GENERATION)),
     }
     assessment: Assessment | None = None
     status = ExerciseStatus.PUBLISHED.value

@@ -46,7 +46,7 @@ def session_state(profile: BotProfile, now: datetime, *, limit: int | None = Non
     served = profile.exercises_get_in_session
     if profile.session_frozen_until is not None:
         if now < profile.session_frozen_until:
-            left = format_pause_time(profile.session_frozen_until - now)
+            left = format_pause_time(profile.session_frozen_until - now, language="en")
             return f"frozen for {left} more, after {served} exercises"
         return "freeze over: a new session starts on the next call"
     if profile.session_started_at is None:

@@ -387,7 +387,9 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
                 message=render(
                     "limit_reached",
                     ui_language,
-                    pause_time=format_pause_time(profile.session_frozen_until - now),
+                    pause_time=format_pause_time(
+                        profile.session_frozen_until - now, language=ui_language
+                    ),
                 ),
                 keyboard=_payment_keyboard(ui_language),
                 changed=changed,
@@ -406,7 +408,7 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
         metrics.full_sessions.labels(**labels).inc()
         placeholders: dict[str, Any] = {
             "exercise_num": profile.exercises_get_in_session,
-            "pause_time": format_pause_time(pause),
+            "pause_time": format_pause_time(pause, language=ui_language),
         }
         key = "congratulations_and_wait"
         if profile.current_streak_days >= 2:
@@ -451,7 +453,9 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
         "last_long_break_reminder_sent_at",
         "current_streak_days",
     ]
-    exercise_labels = {"exercise_type": exercise.exercise_type, "level": exercise.language_level}
+    exercise_labels = metrics.exercise_labels(
+        exercise_type=exercise.exercise_type, level=exercise.language_level
+    )
     metrics.exercise_sent.labels(**exercise_labels).inc()
     if repetition:
         metrics.exercise_sent_repetition.labels(**exercise_labels).inc()

@@ -331,7 +331,9 @@ def _record_attempt(
 def _observe(
     exercise: Exercise, *, learner: Learner, verdict: Verdict, now: datetime, started: float
 ) -> None:
-    labels = {"exercise_type": exercise.exercise_type, "level": exercise.language_level}
+    labels = metrics.exercise_labels(
+        exercise_type=exercise.exercise_type, level=exercise.language_level
+    )
     metrics.exercise_attempt.labels(**labels).inc()
     served_at = learner.last_exercise_at
     if served_at is not None and served_at <= now:

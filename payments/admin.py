@@ -3,7 +3,8 @@
 The "Refund via Telegram" action (domain.md §11.5, permission `payments.refund_payment`, group
 *support*) first shows a confirmation page listing the selected payments; on confirmation it calls
 the service once per payment (each one a Bot API call outside any transaction) and reports what
-happened: refunded, already refunded, or the error Telegram gave (also kept in `refund_error`).
+happened: refunded, already refunded, being refunded by another request right now (nothing done),
+or the error Telegram gave (also kept in `refund_error`).
 """
 
 from __future__ import annotations
@@ -73,13 +74,15 @@ class PaymentAdmin(ReadOnlyAdmin):
         staff = request.user if isinstance(request.user, AbstractBaseUser) else None
         refunded: list[int] = []
         already: list[int] = []
+        in_progress: list[int] = []
         for payment in payments:
             try:
                 result = payment_refund(payment_id=payment.pk, staff_user=staff)
             except ApplicationError as error:  # PaymentRefundFailed included
                 self.message_user(request, error.message, messages.ERROR)
                 continue
-            (refunded if result.outcome == "refunded" else already).append(result.payment_id)
+            outcomes = {"refunded": refunded, "in_progress": in_progress}
+            outcomes.get(result.outcome, already).append(result.payment_id)
         if refunded:
             self.message_user(
                 request,
@@ -90,6 +93,13 @@ class PaymentAdmin(ReadOnlyAdmin):
             self.message_user(
                 request,
                 f"Already refunded, nothing done: {_payments(already)}.",
+                messages.WARNING,
+            )
+        if in_progress:
+            self.message_user(
+                request,
+                "Being refunded by another request right now, nothing done (check again in a "
+                f"minute): {_payments(in_progress)}.",
                 messages.WARNING,
             )
         return None

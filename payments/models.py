@@ -40,6 +40,9 @@ class Payment(models.Model):
         related_name="refunded_payments",
     )
     refund_error = models.TextField(blank=True, default="")
+    #: When the refund in progress (status `refunding`) claimed the payment; a stale claim is
+    #: abandoned (its process died) and may be taken over.
+    refund_started_at = models.DateTimeField(null=True, blank=True)
     raw_payment_data = models.JSONField(null=True, blank=True)
     processed_at = models.DateTimeField(default=timezone.now)
 

@@ -3,20 +3,23 @@
 `payment_process` checks everything before its first write (Fix 2) and then writes in one short
 transaction: the Payment row inside a savepoint (the unique charge id makes concurrent duplicates
 answer "already processed", Fix 5) and, for a session unlock, the reset of the locked profile.
-`payment_refund` calls Telegram outside any transaction and then flips the status conditionally.
+`payment_refund` first claims the payment (`paid` → `refunding`, committed), calls Telegram outside
+any transaction, then settles the claim (`refunded`, or back to `paid` on failure): two concurrent
+refunds make one Bot API call.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sentry_sdk
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from duoniche import metrics
@@ -331,36 +334,59 @@ class PaymentRefundFailed(ApplicationError):
         super().__init__(message, code="refund_failed", status=502)
 
 
+#: A `refunding` claim older than this was abandoned (its process died mid-call) and may be taken
+#: over; far above the Bot API timeout. Calling Telegram again is safe: it answers
+#: `CHARGE_ALREADY_REFUNDED` for a charge it has refunded, which counts as a success.
+REFUND_CLAIM_STALE_AFTER = timedelta(minutes=5)
+
+
 @dataclass(frozen=True)
 class RefundResult:
     payment_id: int
-    outcome: Literal["refunded", "already_refunded"]
+    outcome: Literal["refunded", "already_refunded", "in_progress"]
     message: str
 
 
 def payment_refund(*, payment_id: int, staff_user: AbstractBaseUser | None) -> RefundResult:
-    """Refund a payment via Telegram (domain.md §11.5); idempotent.
+    """Refund a payment via Telegram (domain.md §11.5); idempotent, one Bot API call at a time.
 
-    Must be called outside any transaction: the Bot API call is slow and external. A refund does
-    not revoke a session that was already unlocked. Raises `PaymentRefundFailed` (with the error
-    stored in `refund_error`, status left `paid`) when Telegram refuses.
+    Must be called outside any transaction: the Bot API call is slow and external. The payment is
+    first claimed (`paid` → `refunding`, a committed conditional update), so a concurrent refund
+    of the same payment answers `in_progress` without calling Telegram; no transaction or row lock
+    is held across the call. A refund does not revoke a session that was already unlocked. Raises
+    `PaymentRefundFailed` (with the error stored in `refund_error`, status back to `paid`) when
+    Telegram refuses.
     """
     payment = Payment.objects.select_related("user").filter(pk=payment_id).first()
     if payment is None:
         raise ApplicationError(
             f"Payment {payment_id} was not found.", code="payment_not_found", status=404
         )
-    already = RefundResult(
-        payment_id=payment.pk,
-        outcome="already_refunded",
-        message=f"Payment {payment.pk} was already refunded.",
-    )
     if payment.status == PaymentStatus.REFUNDED:
-        return already
+        return _already_refunded(payment.pk)
     try:
         telegram_id = int(payment.user.telegram_id)
     except ValueError:
         raise _refund_failed(payment, "the user's Telegram id is not a number") from None
+    claimed_at = timezone.now()
+    claimable = Q(status=PaymentStatus.PAID) | Q(
+        status=PaymentStatus.REFUNDING, refund_started_at__lt=claimed_at - REFUND_CLAIM_STALE_AFTER
+    )
+    claimed = Payment.objects.filter(claimable, pk=payment.pk).update(
+        status=PaymentStatus.REFUNDING, refund_started_at=claimed_at
+    )
+    if not claimed:
+        current = Payment.objects.filter(pk=payment.pk).values_list("status", flat=True).first()
+        if current == PaymentStatus.REFUNDED:
+            return _already_refunded(payment.pk)
+        return RefundResult(
+            payment_id=payment.pk,
+            outcome="in_progress",
+            message=(
+                f"Payment {payment.pk} is being refunded by another request right now; "
+                "nothing was done. Check its status in a minute."
+            ),
+        )
     try:
         refund_star_payment(
             bot_id=payment.bot_id,
@@ -368,12 +394,15 @@ def payment_refund(*, payment_id: int, staff_user: AbstractBaseUser | None) -> R
             charge_id=payment.telegram_payment_charge_id,
         )
     except TelegramError as error:
-        raise _refund_failed(payment, error.description) from None
-    updated = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PAID).update(
-        status=PaymentStatus.REFUNDED, refunded_at=timezone.now(), refunded_by=staff_user
-    )
-    if not updated:  # a concurrent refund got there first
-        return already
+        raise _refund_failed(payment, error.description, claimed_at=claimed_at) from None
+    except BaseException:  # not ours to explain; the payment must not stay claimed
+        _refund_release(payment, claimed_at=claimed_at)
+        raise
+    updated = Payment.objects.filter(
+        pk=payment.pk, status=PaymentStatus.REFUNDING, refund_started_at=claimed_at
+    ).update(status=PaymentStatus.REFUNDED, refunded_at=timezone.now(), refunded_by=staff_user)
+    if not updated:  # our claim went stale and another refund settled it
+        return _already_refunded(payment.pk)
     metrics.payment_refunded.labels(source=payment.source).inc()
     logger.info("payment %s refunded via Telegram", payment.pk)
     return RefundResult(
@@ -381,8 +410,28 @@ def payment_refund(*, payment_id: int, staff_user: AbstractBaseUser | None) -> R
     )
 
 
-def _refund_failed(payment: Payment, description: str) -> PaymentRefundFailed:
-    """Store the failure on the row (status stays `paid`) and build the error for the caller."""
-    Payment.objects.filter(pk=payment.pk).update(refund_error=description)
+def _already_refunded(payment_id: int) -> RefundResult:
+    return RefundResult(
+        payment_id=payment_id,
+        outcome="already_refunded",
+        message=f"Payment {payment_id} was already refunded.",
+    )
+
+
+def _refund_release(payment: Payment, *, claimed_at: datetime, **fields: Any) -> None:
+    """Give our `refunding` claim back (status `paid`), if it is still ours."""
+    Payment.objects.filter(
+        pk=payment.pk, status=PaymentStatus.REFUNDING, refund_started_at=claimed_at
+    ).update(status=PaymentStatus.PAID, refund_started_at=None, **fields)
+
+
+def _refund_failed(
+    payment: Payment, description: str, *, claimed_at: datetime | None = None
+) -> PaymentRefundFailed:
+    """Store the failure on the row (status back to `paid`) and build the error for the caller."""
+    if claimed_at is None:
+        Payment.objects.filter(pk=payment.pk).update(refund_error=description)
+    else:
+        _refund_release(payment, claimed_at=claimed_at, refund_error=description)
     logger.warning("refund of payment %s failed: %s", payment.pk, description)
     return PaymentRefundFailed(f"Payment {payment.pk} was not refunded: {description}")

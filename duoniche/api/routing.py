@@ -13,13 +13,17 @@ from django.urls import URLPattern, re_path
 
 API_PREFIX = "api/v1/"
 CANONICAL_PATHS: set[str] = set()
+#: The canonical path of each API route name (both slash forms), the `handler` metric label.
+CANONICAL_PATH_BY_NAME: dict[str, str] = {}
 
 _PARAMETER = re.compile(r"{(\w+)}")
 
 
 def api_route(route: str, view: Any, *, name: str) -> list[URLPattern]:
     """Routes for `route` (e.g. `users/{user_id}`) under /api/v1/, with and without the slash."""
-    CANONICAL_PATHS.add(f"/{API_PREFIX}{route}")
+    canonical = f"/{API_PREFIX}{route}"
+    CANONICAL_PATHS.add(canonical)
+    CANONICAL_PATH_BY_NAME[name] = CANONICAL_PATH_BY_NAME[f"{name}-alt"] = canonical
     body = _PARAMETER.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", route.rstrip("/"))
     slash, other = ("/", "") if route.endswith("/") else ("", "/")
     return [

@@ -121,13 +121,43 @@ def test_durations_on_the_wire(seconds, iso):
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(10800, "3:00:00"), (0, "0:00:00"), (93600, "26:00:00"), (59.9, "0:00:59")],
+    ("seconds", "language", "text"),
+    [
+        (10800, "en", "3 hours"),
+        (3600, "en", "1 hour"),
+        (10799.99, "en", "3 hours"),  # rounded up to the minute: never early
+        (10790, "en", "3 hours"),
+        (10740, "en", "2 hours 59 minutes"),
+        (2700, "en", "45 minutes"),
+        (60, "en", "1 minute"),
+        (61, "en", "2 minutes"),
+        (59.9, "en", "less than a minute"),
+        (0, "en", "less than a minute"),
+        (-5, "en", "less than a minute"),
+        (93600, "en", "26 hours"),
+        (10800, "ru", "3 часа"),
+        (3600, "ru", "1 час"),
+        (5 * 3600, "ru", "5 часов"),
+        (21 * 3600, "ru", "21 час"),
+        (3600 + 60, "ru", "1 час 1 минуту"),
+        (2 * 3600 + 22 * 60, "ru", "2 часа 22 минуты"),
+        (2700, "ru", "45 минут"),
+        (10, "ru", "несколько секунд"),
+        (11 * 3600, "uk", "11 годин"),
+        (2 * 60, "uk", "2 хвилини"),
+        (3 * 3600 + 60, "sr", "3 sata i 1 minut"),
+        (5 * 60, "sr", "5 minuta"),
+        (3600, "bg", "1 час"),
+        (2 * 3600 + 30 * 60, "bg", "2 часа и 30 минути"),
+        (3 * 3600, "tr", "3 saat"),
+        (90 * 60, "tr", "1 saat 30 dakika"),
+        (10800, "pt-BR", "3 hours"),  # no catalogue: English
+    ],
 )
-def test_pause_time_in_texts(seconds, text):
+def test_pause_time_in_texts(seconds, language, text):
     from datetime import timedelta
 
-    assert format_pause_time(timedelta(seconds=seconds)) == text
+    assert format_pause_time(timedelta(seconds=seconds), language=language) == text
 
 
 def test_no_thread_is_started_by_handling_a_request(client):

@@ -58,6 +58,12 @@ class FakeTelegram:
     replies: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    gates: dict[str, threading.Event] = field(default_factory=dict)
+
+    def hold(self, method: str) -> threading.Event:
+        """Hold every answer to `method` (recorded on arrival) until the returned event is set."""
+        gate = self.gates[method] = threading.Event()
+        return gate
 
     def reply(self, method: str, body: Any, *, status: int = 200) -> None:
         """Queue one answer for `method`; a `str` body is sent as is (not JSON)."""
@@ -127,6 +133,9 @@ def _handler(fake: FakeTelegram) -> type[BaseHTTPRequestHandler]:
                         files=files,
                     )
                 )
+            gate = fake.gates.get(method)
+            if gate is not None:
+                gate.wait(timeout=10)
             status, answer = fake.next_reply(method)
             data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
             self.send_response(status)

@@ -105,7 +105,7 @@ def test_session_state_in_words(now):
     assert session_state(profile, now) == "expired: a new session starts on the next call"
 
     profile.session_frozen_until = now + timedelta(hours=1, minutes=30)
-    assert session_state(profile, now) == "frozen for 1:30:00 more, after 7 exercises"
+    assert session_state(profile, now) == "frozen for 1 hour 30 minutes more, after 7 exercises"
 
     profile.session_frozen_until = now - timedelta(seconds=1)
     assert session_state(profile, now) == "freeze over: a new session starts on the next call"
@@ -150,7 +150,7 @@ def test_user_page_shows_progress_and_the_latest_attempts(admin_client, learner,
     assert attempts[0].is_correct is False
     assert [p.telegram_payment_charge_id for p in inlines["payments"].queryset] == ["charge-ann"]
     html = response.content.decode()
-    assert "frozen for 0:59:" in html  # the profile's session state
+    assert "frozen for 1 hour more" in html  # the profile's session state
     assert "Forbidden: bot was blocked" in html
     assert "26 attempts</a>, 96% correct" in html  # 25 of 26
     assert "latest 20 attempts" in html.lower()
@@ -182,7 +182,7 @@ def test_profile_page_shows_session_state_and_attempts_in_this_bot(admin_client,
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert "frozen for 0:59:" in html
+    assert "frozen for 1 hour more" in html
     assert html.count("<td>wrong</td>") == 1
     assert html.count("<td>correct</td>") == LATEST - 1  # the Serbian attempt is not listed
     assert "Not quite: &lt;b&gt;едно&lt;/b&gt;." in html  # feedback shown as text
@@ -204,7 +204,7 @@ def test_profile_list_shows_session_state(admin_client, frozen):
     response = admin_client.get(reverse("admin:learning_botprofile_changelist"))
 
     assert response.status_code == 200
-    assert "frozen for 0:59:" in response.content.decode()
+    assert "frozen for 1 hour more" in response.content.decode()
 
 
 # --- reset session --------------------------------------------------------------------------------

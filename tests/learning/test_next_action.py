@@ -56,7 +56,7 @@ def test_congratulations_carries_pause_message_and_payment_button(client, bank):
     assert result == {
         "action": "congratulations_and_wait",
         "message": "Congratulations, you have done 15 exercises! Time for a short break. "
-        "The next session will be ready in 3:00:00.",
+        "The next session will be ready in 3 hours.",
         "pause": "PT3H",
         "keyboard": [
             {
@@ -67,7 +67,28 @@ def test_congratulations_carries_pause_message_and_payment_button(client, bank):
     }
     assert frozen["action"] == "limit_reached"
     assert set(frozen) == {"action", "message", "keyboard"}
-    assert "2:59:5" in frozen["message"]
+    assert frozen["message"] == (
+        "You have finished this session. The next exercise will be ready in 3 hours."
+    )
+
+
+def test_pause_is_written_in_the_learners_language(client, bank):
+    now = timezone.now()
+    profile = BotProfileFactory(
+        exercises_get_in_session=15,
+        exercises_get_in_set=5,
+        session_started_at=now,
+        user_language="ru",
+    )
+
+    result = next_action(client, profile)
+    BotProfile.objects.filter(pk=profile.pk).update(
+        session_frozen_until=now + timedelta(hours=2, minutes=21, seconds=30)
+    )
+    frozen = next_action(client, profile)
+
+    assert result["message"].endswith("Следующая сессия будет готова через 3 часа.")
+    assert frozen["message"].endswith("будет доступно через 2 часа 22 минуты.")
 
 
 def test_streak_variant_of_congratulations(client, bank):

@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
+from django.utils import timezone
 
 from payments.models import Payment
 from tests.learning.factories import TelegramUserFactory
@@ -98,6 +99,23 @@ def test_an_already_refunded_payment_is_reported_and_not_sent(fake_telegram, sup
         ("warning", f"Already refunded, nothing done: 1 payment (#{payment.pk}).")
     ]
     assert refunds(fake_telegram) == []
+
+
+def test_a_refund_in_progress_elsewhere_is_reported_and_not_sent(fake_telegram, support, client):
+    """Issue 10 #10: another request holds the payment while it calls Telegram."""
+    payment = PaymentFactory(status="refunding", refund_started_at=timezone.now())
+
+    response = run_action(client, [payment], confirm=True)
+
+    assert messages_of(response) == [
+        (
+            "warning",
+            "Being refunded by another request right now, nothing done (check again in a "
+            f"minute): 1 payment (#{payment.pk}).",
+        )
+    ]
+    assert refunds(fake_telegram) == []
+    assert Payment.objects.get(pk=payment.pk).status == "refunding"
 
 
 def test_a_telegram_error_is_shown_and_stored(fake_telegram, support, client, payment):

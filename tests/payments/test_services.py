@@ -10,7 +10,12 @@ from django.utils import timezone
 from duoniche.api.errors import ApplicationError
 from payments.models import Payment
 from payments.payloads import payload_build
-from payments.services import PaymentRefundFailed, payment_process, payment_refund
+from payments.services import (
+    REFUND_CLAIM_STALE_AFTER,
+    PaymentRefundFailed,
+    payment_process,
+    payment_refund,
+)
 from tests.learning.factories import BotProfileFactory, TelegramUserFactory
 from tests.payments.factories import PaymentFactory
 
@@ -270,3 +275,34 @@ def test_a_refund_does_not_revoke_the_unlocked_session(fake_telegram, staff, pay
     assert profile.session_frozen_until is None
     assert profile.exercises_get_in_session == 0
     assert profile.session_started_at == started
+
+
+def test_an_abandoned_refund_claim_is_taken_over(fake_telegram, staff):
+    """A claim older than REFUND_CLAIM_STALE_AFTER belonged to a process that died mid-call."""
+    payment = PaymentFactory(
+        status="refunding",
+        refund_started_at=timezone.now() - REFUND_CLAIM_STALE_AFTER - timedelta(seconds=1),
+    )
+
+    result = payment_refund(payment_id=payment.pk, staff_user=staff)
+
+    assert result.outcome == "refunded"
+    assert len(refunds(fake_telegram)) == 1
+    assert Payment.objects.get(pk=payment.pk).status == "refunded"
+
+
+def test_a_failed_refund_gives_the_claim_back(fake_telegram, payment, staff):
+    fake_telegram.reply(
+        "refundStarPayment",
+        {"ok": False, "error_code": 400, "description": "Bad Request: CHARGE_NOT_FOUND"},
+        status=400,
+    )
+    with pytest.raises(PaymentRefundFailed):
+        payment_refund(payment_id=payment.pk, staff_user=staff)
+    payment.refresh_from_db()
+    assert (payment.status, payment.refund_started_at) == ("paid", None)
+
+    result = payment_refund(payment_id=payment.pk, staff_user=staff)  # retry works
+
+    assert result.outcome == "refunded"
+    assert len(refunds(fake_telegram)) == 2
