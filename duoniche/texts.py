@@ -8,12 +8,13 @@ we have no catalogue for falls back to `DEFAULT_BOT_MESSAGE_LANGUAGE`.
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.utils import translation
 from django.utils.functional import Promise
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import npgettext, pgettext, pgettext_lazy
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "ru", "uk", "bg", "sr", "tr")
 
@@ -205,3 +206,27 @@ def render(key: str, language: str | None, **placeholders: Any) -> str:
 def render_variant(group: str, language: str | None, **placeholders: Any) -> str:
     """One of the variants of `group`, chosen uniformly at random."""
     return render(random.choice(VARIANTS[group]), language, **placeholders)
+
+
+_MINUTE_US = 60_000_000
+
+
+def format_pause_time(value: timedelta, *, language: str | None) -> str:
+    """A wait as people write it, in `language` (English fallback): "3 hours", "2 hours 59
+    minutes", "45 minutes", "less than a minute". Rounded up to the minute, so "ready in" is
+    never early; hours are not folded into days ("26 hours"). Plural forms follow each
+    catalogue's Plural-Forms (Russian, Ukrainian and Serbian have three)."""
+    total_us = value // timedelta(microseconds=1)
+    with translation.override(resolve_language(language)):
+        if total_us < _MINUTE_US:
+            return pgettext("duration_less_than_a_minute", "less than a minute")
+        hours, minutes = divmod(-(-total_us // _MINUTE_US), 60)
+        hours_text = npgettext("duration_hours", "{count} hour", "{count} hours", hours)
+        minutes_text = npgettext("duration_minutes", "{count} minute", "{count} minutes", minutes)
+        if not minutes:
+            return hours_text.format(count=hours)
+        if not hours:
+            return minutes_text.format(count=minutes)
+        return pgettext("duration_hours_minutes", "{hours} {minutes}").format(
+            hours=hours_text.format(count=hours), minutes=minutes_text.format(count=minutes)
+        )

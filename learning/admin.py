@@ -30,9 +30,9 @@ from django.utils.safestring import SafeString
 
 from duoniche.admin import ReadOnlyAdmin
 from duoniche.api.errors import ApplicationError
-from duoniche.durations import format_pause_time
 from duoniche.language_tags import is_language_tag, normalise_language_code
 from duoniche.languages import get_language
+from duoniche.texts import format_pause_time
 from learning.effective_settings import effective_settings
 from learning.models import BotProfile, ExerciseAttempt, TelegramUser, WeeklyReport
 from learning.services import profile_staff_reset_session

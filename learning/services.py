@@ -19,7 +19,6 @@ from django.db.models import Max
 
 from duoniche import metrics
 from duoniche.api.errors import ApplicationError
-from duoniche.durations import format_pause_time
 from duoniche.enums import (
     UI_TEMPLATE_BY_TYPE,
     ExerciseStatus,
@@ -38,7 +37,7 @@ from duoniche.languages import (
     shows_cyrillic,
 )
 from duoniche.rows import instance_from_row, select_list, update_row
-from duoniche.texts import render, render_variant
+from duoniche.texts import format_pause_time, render, render_variant
 from exercises.content import map_texts, public_data
 from exercises.models import Exercise
 from exercises.selectors import SqlCondition, exercise_pick_random

@@ -8,7 +8,8 @@ from rest_framework.exceptions import ErrorDetail
 
 from duoniche.api.errors import exception_handler
 from duoniche.api.routing import CANONICAL_PATHS
-from duoniche.durations import format_iso_duration, format_pause_time
+from duoniche.durations import format_iso_duration
+from duoniche.texts import format_pause_time
 
 pytestmark = pytest.mark.django_db
 
