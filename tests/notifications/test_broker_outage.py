@@ -107,9 +107,7 @@ def _created_at(task: dict[str, Any]) -> datetime:
     return moment
 
 
-def test_a_one_hour_outage_loses_nothing_and_sends_each_notification_once(
-    notifier, run, settings
-):
+def test_a_one_hour_outage_loses_nothing_and_sends_each_notification_once(notifier, run, settings):
     items = _due_everywhere()
     broker = settings.CELERY_BROKER_URL
     settings.CELERY_BROKER_URL = DEAD_BROKER
@@ -192,11 +190,13 @@ def test_a_notification_older_than_the_retry_age_is_given_up(notifier, run, sett
     later = NOW + timedelta(seconds=settings.NOTIFICATION_RETRY_MAX_AGE_SECONDS + 1)
     run(later)
 
-    log = NotificationLog.objects.get(user_id=items["session"].user_id)
-    assert (log.status, log.error) == (NotificationStatus.SKIPPED, "too old")
-    assert notifier.raw() == [] or all(
-        task["task_id"] != str(log.task_id) for task in notifier.task_dicts()
-    )
+    assert set(
+        NotificationLog.objects.filter(user_id__in=[item.user_id for item in items.values()])
+        .values_list("status", "error")
+        .distinct()
+    ) == {(NotificationStatus.SKIPPED, "too old")}
+    assert notifier.raw() == []
+    assert WeeklyReport.objects.get(pk=items["full"].pk).status == ReportStatus.GENERATED
 
 
 class BlackHole:
@@ -240,17 +240,16 @@ def black_hole() -> Iterator[BlackHole]:
 
 @pytest.mark.parametrize("hung", [False, True], ids=["closed-port", "black-hole"])
 def test_publishing_to_a_down_broker_fails_fast(notifier, run, settings, black_hole, hung):
+    settings.NOTIFICATION_PUBLISH_TIMEOUT_SECONDS = 0.5
     items = _due_everywhere()
-    settings.CELERY_BROKER_URL = (
-        f"redis://127.0.0.1:{black_hole.port}/0" if hung else DEAD_BROKER
-    )
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{black_hole.port}/0" if hung else DEAD_BROKER
 
     started = time.monotonic()
     stats = run(NOW)
     elapsed = time.monotonic() - started
 
-    # Bounded: a connect/socket timeout and a bounded retry per part, not a hang.
-    assert elapsed < 30
+    # Bounded: a socket timeout and a bounded retry per message, not a hang (today: forever).
+    assert elapsed < 20
     assert stats["session_reminders"]["failed"] == 2
     log = NotificationLog.objects.get(user_id=items["session"].user_id)
     assert log.status == NotificationStatus.FAILED
