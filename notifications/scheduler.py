@@ -18,9 +18,17 @@ Each part reads its candidates in one query, inserts its log rows in one transac
 (`notification_prepare_many`), sends them after commit and writes its follow-up with set-based
 conditional UPDATEs: the number of queries does not grow with the number of candidates (weakness
 39). A second run changes nothing: dedupe keys, conditional updates. Before the parts, `pending`
-rows left by a crashed sender are marked `failed`; a `failed` row is re-sent by the part that
-produces its key again (§8.4). One part's failure does not stop the others; the run then fails
-with the parts named, once all have run.
+rows left by a crashed sender are marked `failed`; a `failed` row whose back-off has passed is
+re-sent by the part that produces its key again (§8.4), and otherwise by part E:
+
+* **E. Retries** (issue 10 item 17): `failed` rows due for a retry that are still relevant by the
+  relevance rules are re-sent, whether or not they are still candidates, with their follow-up
+  writes after the enqueue; rows no longer relevant, or older than
+  `NOTIFICATION_RETRY_MAX_AGE_SECONDS`, are given up (`skipped`). A broker outage alone never
+  gives a notification up.
+
+One part's failure does not stop the others; the run then fails with the parts named, once all
+have run.
 """
 
 from __future__ import annotations
