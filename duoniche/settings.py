@@ -464,6 +464,20 @@ REVIEW_PROCESSOR_BATCH_SIZE = env.int("REVIEW_PROCESSOR_BATCH_SIZE", default=10)
 NOTIFICATION_SCHEDULER_INTERVAL_SECONDS = env.int(
     "NOTIFICATION_SCHEDULER_INTERVAL_SECONDS", default=300
 )
+# A notification whose publish failed (broker down) is retried with exponential back-off: the
+# first retry after NOTIFICATION_RETRY_BASE_SECONDS, doubling up to NOTIFICATION_RETRY_MAX_DELAY_
+# SECONDS. It is given up only when no longer relevant (notifications/relevance.py) or older than
+# NOTIFICATION_RETRY_MAX_AGE_SECONDS, never after a number of attempts.
+NOTIFICATION_RETRY_BASE_SECONDS = env.int("NOTIFICATION_RETRY_BASE_SECONDS", default=300)
+NOTIFICATION_RETRY_MAX_DELAY_SECONDS = env.int("NOTIFICATION_RETRY_MAX_DELAY_SECONDS", default=3600)
+NOTIFICATION_RETRY_MAX_AGE_SECONDS = env.int("NOTIFICATION_RETRY_MAX_AGE_SECONDS", default=86400)
+NOTIFICATION_RETRY_BATCH_SIZE = env.int("NOTIFICATION_RETRY_BATCH_SIZE", default=1000)
+# Publishing to the Notifier's broker fails fast: socket connect/read timeout (seconds) and the
+# number of publish retries per message.
+NOTIFICATION_PUBLISH_TIMEOUT_SECONDS = env.float(
+    "NOTIFICATION_PUBLISH_TIMEOUT_SECONDS", default=3.0
+)
+NOTIFICATION_PUBLISH_MAX_RETRIES = env.int("NOTIFICATION_PUBLISH_MAX_RETRIES", default=1)
 SESSION_REMINDER_LOOKBACK_SECONDS = env.int("SESSION_REMINDER_LOOKBACK_SECONDS", default=900)
 LONG_BREAK_REMINDERS_COOLDOWN_HOURS = env.int("LONG_BREAK_REMINDERS_COOLDOWN_HOURS", default=47)
 LONG_BREAK_REMINDER_TIME_WINDOW_SECONDS = env.int(

@@ -20,6 +20,7 @@ class NotificationLogAdmin(ReadOnlyAdmin):
         "attempts",
         "created_at",
         "enqueued_at",
+        "next_attempt_at",
     )
     list_filter = ("notification_type", "status", "bot_id", "is_full_report")
     search_fields = ("dedupe_key", "task_id", "user__telegram_id")

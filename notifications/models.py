@@ -30,6 +30,10 @@ class NotificationLog(models.Model):
     error = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    #: When the last attempt to publish began (the message's `created_at`); stuck detection.
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    #: A `failed` row is re-sent from this moment on (exponential back-off, §8.4 as amended).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "notification"
@@ -37,7 +41,12 @@ class NotificationLog(models.Model):
             models.Index(
                 fields=["user", "bot_id", "notification_type", "created_at"],
                 name="notification_user_type_idx",
-            )
+            ),
+            models.Index(
+                fields=["next_attempt_at"],
+                name="notification_retry_due_idx",
+                condition=models.Q(status="failed"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -5,13 +5,22 @@ A notification is produced in two steps:
 1. **Prepare**, inside the caller's transaction: insert a `NotificationLog` row (`pending`, a fresh
    `task_id`, a unique `dedupe_key`) and register a `transaction.on_commit` callback that sends
    it. A `dedupe_key` already present means the notification was already produced: nothing is
-   inserted, unless the existing row is `failed` with fewer than `MAX_ATTEMPTS` attempts, which is
-   claimed (`failed → pending`) and sent again with the same row and `task_id` (§8.4).
+   inserted, unless the existing row is `failed` and due for its retry, which is claimed
+   (`failed → pending`) and sent again with the same row and `task_id` (§8.4).
 2. **Send**, after commit, synchronously (never inside a transaction, never from a web request):
    build the message of the contract (§8.1) and publish it with `celery_app.send_task` to the
    Notifier queue, then record the outcome: `enqueued` (`enqueued_at`), `failed` (`attempts`,
-   `error`; retried by a later scheduler cycle) or `skipped` (no broker, a non-numeric
-   `telegram_id`).
+   `error`, `next_attempt_at`; retried by a later scheduler cycle) or `skipped` (no broker, a
+   non-numeric `telegram_id`).
+
+A broker outage never gives a notification up (issue 10 item 17): a `failed` row is retried with
+exponential back-off (`NOTIFICATION_RETRY_BASE_SECONDS`, doubling up to
+`NOTIFICATION_RETRY_MAX_DELAY_SECONDS`), however many attempts that takes, until it is sent, no
+longer relevant, or older than `NOTIFICATION_RETRY_MAX_AGE_SECONDS` (the scheduler decides; see
+`notifications.scheduler.failed_notifications_retry`). Each attempt's message carries the time of
+that attempt as `created_at`, so a Notifier that drops stale messages does not drop a retry.
+Publishing fails fast: socket timeouts of `NOTIFICATION_PUBLISH_TIMEOUT_SECONDS` and at most
+`NOTIFICATION_PUBLISH_MAX_RETRIES` retries per message.
 
 Two entry points share this path: `notification_prepare` (one notification, a savepoint per call)
 and `notification_prepare_many` (set-based, for jobs: a constant number of queries per batch, and
@@ -41,7 +50,7 @@ from typing import Any, TypeVar
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from kombu import Producer
@@ -56,8 +65,6 @@ logger = logging.getLogger(__name__)
 #: The Notifier's task (§8.1): the previous service's name, kept for byte compatibility.
 NOTIFIER_TASK_NAME = "src.notifier.tasks.send_notification"
 PARSE_MODE = "HTML"
-#: A failed row is re-sent while it has fewer attempts than this (§8.4).
-MAX_ATTEMPTS = 3
 #: A `pending` row older than this was committed but never sent (the process died): §8.4.
 STUCK_AFTER = timedelta(minutes=10)
 #: After this many broker failures in a row, the rest of a batch is failed without trying.
@@ -67,6 +74,8 @@ CHUNK_SIZE = 1000
 ERROR_MAX_CHARS = 500
 
 NO_BROKER = "no broker"
+NOT_RELEVANT = "no longer relevant"
+TOO_OLD = "too old"
 NON_NUMERIC_TELEGRAM_ID = "non-numeric telegram_id"
 REASON_PREPARATION = "arg_preparation_error"
 REASON_BROKER = "celery_send_error"
@@ -85,6 +94,25 @@ def _require_transaction() -> None:
         raise TransactionManagementError(
             "a notification is prepared inside transaction.atomic() and sent on commit"
         )
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The wait before the next try of a row that has failed `attempts` times (≥ 1)."""
+    base = max(int(settings.NOTIFICATION_RETRY_BASE_SECONDS), 1)
+    cap = max(int(settings.NOTIFICATION_RETRY_MAX_DELAY_SECONDS), base)
+    exponent = min(max(attempts, 1) - 1, 32)
+    return timedelta(seconds=min(base * 2**exponent, cap))
+
+
+def retry_max_age() -> timedelta:
+    return timedelta(seconds=int(settings.NOTIFICATION_RETRY_MAX_AGE_SECONDS))
+
+
+def _retry_due(*, now: datetime) -> Q:
+    """A `failed` row whose retry is due and which is not too old to be sent."""
+    return Q(status=NotificationStatus.FAILED, created_at__gte=now - retry_max_age()) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
 
 
 def notifier_enabled() -> bool:
@@ -123,11 +151,12 @@ class NotificationDraft:
             context=self.context,
             status=NotificationStatus.PENDING,
             created_at=now,
+            last_attempt_at=now,
         )
 
 
-def _claim_retries(log_ids: Sequence[int]) -> list[int]:
-    """Move the retryable `failed` rows among `log_ids` back to `pending`; return those claimed.
+def _claim_retries(log_ids: Sequence[int], *, now: datetime) -> list[int]:
+    """Move the `failed` rows among `log_ids` due for a retry back to `pending`; those claimed.
 
     The rows are locked (`skip_locked`: a concurrent producer claiming the same row keeps it), so
     of two producers only one re-sends a row.
@@ -135,14 +164,14 @@ def _claim_retries(log_ids: Sequence[int]) -> list[int]:
     claimed: list[int] = []
     for chunk in _chunks(log_ids):
         ids = list(
-            NotificationLog.objects.filter(
-                pk__in=chunk, status=NotificationStatus.FAILED, attempts__lt=MAX_ATTEMPTS
-            )
+            NotificationLog.objects.filter(_retry_due(now=now), pk__in=chunk)
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)
         )
         if ids:
-            NotificationLog.objects.filter(pk__in=ids).update(status=NotificationStatus.PENDING)
+            NotificationLog.objects.filter(pk__in=ids).update(
+                status=NotificationStatus.PENDING, last_attempt_at=now
+            )
             claimed += ids
     return claimed
 
@@ -164,8 +193,8 @@ def notification_prepare(
 
     Must run inside `transaction.atomic()`. Returns the row to be sent, or None when `dedupe_key`
     was already produced (the insert is done in a savepoint, so the caller's transaction goes on).
-    A duplicate whose row is `failed` with attempts left is the exception: that row is claimed and
-    re-sent, and returned (§8.4).
+    A duplicate whose row is `failed` and due for its retry is the exception: that row is claimed
+    and re-sent, and returned (§8.4).
     """
     _require_transaction()
     draft = NotificationDraft(
@@ -185,13 +214,13 @@ def notification_prepare(
             log.save(force_insert=True)
     except IntegrityError:
         existing = NotificationLog.objects.filter(dedupe_key=dedupe_key).first()
-        if existing is None or not _claim_retries([existing.pk]):
+        if existing is None or not _claim_retries([existing.pk], now=now):
             logger.info("notification %s already produced; not sent again", dedupe_key)
             return None
         logger.info("notification %s failed before; sending it again", dedupe_key)
         existing.refresh_from_db()
         log = existing
-    transaction.on_commit(partial(notification_send, log.pk))
+    transaction.on_commit(partial(notification_send, log.pk, now=now))
     return log
 
 
@@ -219,23 +248,21 @@ class NotificationPlan:
     duplicates: int
 
 
-def notification_plan(drafts: Sequence[NotificationDraft]) -> NotificationPlan:
+def notification_plan(drafts: Sequence[NotificationDraft], *, now: datetime) -> NotificationPlan:
     """Split `drafts` against the log (read only; one query per `CHUNK_SIZE` drafts)."""
     unique: dict[str, NotificationDraft] = {}
     for draft in drafts:
         unique.setdefault(draft.dedupe_key, draft)
     keys = list(unique)
-    existing: dict[str, tuple[int, str, int]] = {}
+    existing: dict[str, tuple[int, bool]] = {}
     for chunk in _chunks(keys):
-        for pk, key, status, attempts in NotificationLog.objects.filter(
-            dedupe_key__in=chunk
-        ).values_list("pk", "dedupe_key", "status", "attempts"):
-            existing[key] = (pk, status, attempts)
-    retry = [
-        (pk, key)
-        for key, (pk, status, attempts) in existing.items()
-        if status == NotificationStatus.FAILED and attempts < MAX_ATTEMPTS
-    ]
+        for pk, key, due in (
+            NotificationLog.objects.filter(dedupe_key__in=chunk)
+            .annotate(due=ExpressionWrapper(_retry_due(now=now), output_field=BooleanField()))
+            .values_list("pk", "dedupe_key", "due")
+        ):
+            existing[key] = (pk, bool(due))
+    retry = [(pk, key) for key, (pk, due) in existing.items() if due]
     return NotificationPlan(
         new=[draft for key, draft in unique.items() if key not in existing],
         retry_ids=[pk for pk, _ in retry],
@@ -254,15 +281,15 @@ def notification_prepare_many(
     """Insert many notifications at once and send them when the caller's transaction commits.
 
     Must run inside `transaction.atomic()`. Drafts whose `dedupe_key` was already produced are
-    skipped, except retryable `failed` rows, which are claimed and re-sent (§8.4). After commit
-    the batch is sent, then `on_enqueued(<dedupe keys enqueued>)` runs the follow-up writes and
-    `on_sent(batch)` sees the outcomes. The number of queries does not grow with the number of
+    skipped, except `failed` rows due for a retry, which are claimed and re-sent (§8.4). After
+    commit the batch is sent, then `on_enqueued(<dedupe keys enqueued>)` runs the follow-up writes
+    and `on_sent(batch)` sees the outcomes. The number of queries does not grow with the number of
     drafts below `CHUNK_SIZE`.
     """
     _require_transaction()
-    plan = notification_plan(drafts)
+    plan = notification_plan(drafts, now=now)
     batch = PreparedBatch(duplicates=plan.duplicates)
-    batch.retried = _claim_retries(plan.retry_ids) if plan.retry_ids else []
+    batch.retried = _claim_retries(plan.retry_ids, now=now) if plan.retry_ids else []
     batch.duplicates += len(plan.retry_ids) - len(batch.retried)
     logs = [draft.as_log(now=now) for draft in plan.new]
     if logs:
@@ -278,20 +305,75 @@ def notification_prepare_many(
     if to_send:
         transaction.on_commit(
             partial(
-                _send_batch, batch=batch, log_ids=to_send, on_enqueued=on_enqueued, on_sent=on_sent
+                _send_batch,
+                batch=batch,
+                log_ids=to_send,
+                now=now,
+                on_enqueued=on_enqueued,
+                on_sent=on_sent,
             )
         )
     return batch
+
+
+def notification_retry_many(
+    *,
+    log_ids: Sequence[int],
+    now: datetime,
+    on_enqueued: Callable[[list[str]], None] | None = None,
+    on_sent: Callable[[PreparedBatch], None] | None = None,
+) -> PreparedBatch:
+    """Claim the `failed` rows among `log_ids` due for a retry and send them on commit.
+
+    Must run inside `transaction.atomic()`. The same rows and task ids are sent again; the
+    callbacks are those of `notification_prepare_many`. Rows claimed meanwhile by someone else, or
+    no longer due, are left alone.
+    """
+    _require_transaction()
+    batch = PreparedBatch()
+    batch.retried = _claim_retries(log_ids, now=now) if log_ids else []
+    if batch.retried:
+        transaction.on_commit(
+            partial(
+                _send_batch,
+                batch=batch,
+                log_ids=batch.retried,
+                now=now,
+                on_enqueued=on_enqueued,
+                on_sent=on_sent,
+            )
+        )
+    return batch
+
+
+def notification_retries_due(*, now: datetime, limit: int) -> list[NotificationLog]:
+    """`failed` rows whose retry is due (too old ones included, to be given up), oldest first."""
+    return list(
+        NotificationLog.objects.filter(status=NotificationStatus.FAILED)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("next_attempt_at", "pk")[:limit]
+    )
+
+
+def notification_give_up(*, log_ids: Sequence[int], reason: str) -> int:
+    """`failed → skipped` with `reason` (no longer relevant, too old); the rows changed."""
+    given_up = 0
+    for chunk in _chunks(list(log_ids)):
+        given_up += NotificationLog.objects.filter(
+            pk__in=chunk, status=NotificationStatus.FAILED
+        ).update(status=NotificationStatus.SKIPPED, error=reason, next_attempt_at=None)
+    return given_up
 
 
 def _send_batch(
     *,
     batch: PreparedBatch,
     log_ids: list[int],
+    now: datetime,
     on_enqueued: Callable[[list[str]], None] | None,
     on_sent: Callable[[PreparedBatch], None] | None,
 ) -> None:
-    sent = _send_many(log_ids)
+    sent = _send_many(log_ids, now=now)
     batch.outcomes = {pk: status for pk, _, status in sent}
     keys = [key for _, key, status in sent if status == NotificationStatus.ENQUEUED]
     batch.enqueued_keys = keys
@@ -326,11 +408,14 @@ class OutgoingNotification:
     text: str
     reply_markup: dict[str, Any] | None
     metadata: dict[str, Any]
-    created_at: datetime
+    attempts: int
 
 
-def notification_message(log: OutgoingNotification) -> dict[str, Any]:
-    """The Notifier's single positional argument, keys in the contract's order (§8.1)."""
+def notification_message(log: OutgoingNotification, *, now: datetime) -> dict[str, Any]:
+    """The Notifier's single positional argument, keys in the contract's order (§8.1).
+
+    `created_at` is `now`, the moment of this attempt: a retry is a fresh message (issue 10).
+    """
     telegram_id = str(log.telegram_id or "").strip()
     if not _TELEGRAM_ID.fullmatch(telegram_id):
         raise PreparationError(NON_NUMERIC_TELEGRAM_ID, skip=True)
@@ -349,7 +434,7 @@ def notification_message(log: OutgoingNotification) -> dict[str, Any]:
         "metadata": log.metadata,
         "scheduled_at": None,
         # An aware UTC datetime object: kombu's JSON encoder writes the `__type__` envelope.
-        "created_at": log.created_at.astimezone(UTC),
+        "created_at": now.astimezone(UTC),
     }
 
 
@@ -366,7 +451,7 @@ class _Outcomes:
     """Send results of one chunk, flushed with one UPDATE per (status, error)."""
 
     enqueued: list[int] = field(default_factory=list)
-    failed: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    failed: dict[str, list[OutgoingNotification]] = field(default_factory=lambda: defaultdict(list))
     skipped: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def flush(self, *, now: datetime) -> dict[int, str]:
@@ -380,11 +465,18 @@ class _Outcomes:
                 error="",
             )
             statuses.update(dict.fromkeys(self.enqueued, NotificationStatus.ENQUEUED.value))
-        for error, ids in self.failed.items():
-            NotificationLog.objects.filter(pk__in=ids).update(
-                status=NotificationStatus.FAILED, attempts=F("attempts") + 1, error=error
-            )
-            statuses.update(dict.fromkeys(ids, NotificationStatus.FAILED.value))
+        for error, logs in self.failed.items():
+            by_attempts: dict[int, list[int]] = defaultdict(list)
+            for log in logs:
+                by_attempts[log.attempts + 1].append(log.pk)
+            for attempts, ids in by_attempts.items():
+                NotificationLog.objects.filter(pk__in=ids).update(
+                    status=NotificationStatus.FAILED,
+                    attempts=attempts,
+                    error=error,
+                    next_attempt_at=now + retry_delay(attempts),
+                )
+                statuses.update(dict.fromkeys(ids, NotificationStatus.FAILED.value))
         for error, ids in self.skipped.items():
             NotificationLog.objects.filter(pk__in=ids).update(
                 status=NotificationStatus.SKIPPED, error=error
@@ -404,7 +496,7 @@ _OUTGOING_FIELDS = (
     "text",
     "reply_markup",
     "metadata",
-    "created_at",
+    "attempts",
 )
 
 
@@ -417,21 +509,24 @@ def _pending(log_ids: Sequence[int]) -> list[OutgoingNotification]:
     return [OutgoingNotification(*row) for row in rows]
 
 
-def notification_send(log_id: int) -> str | None:
+def notification_send(log_id: int, *, now: datetime | None = None) -> str | None:
     """Send one prepared row (see `notification_send_many`); its status afterwards, or None."""
-    return notification_send_many([log_id]).get(log_id)
+    return notification_send_many([log_id], now=now).get(log_id)
 
 
-def notification_send_many(log_ids: Sequence[int]) -> dict[int, str]:
+def notification_send_many(
+    log_ids: Sequence[int], *, now: datetime | None = None
+) -> dict[int, str]:
     """Publish the `pending` rows among `log_ids` to the Notifier queue; {log id: new status}.
 
     Called after commit, outside any transaction. Rows that are no longer `pending` (sent by
-    someone else, or marked stuck) are left alone. Statuses are written once per chunk.
+    someone else, or marked stuck) are left alone. Statuses are written once per chunk. `now` is
+    the attempt's time (the message's `created_at`, `enqueued_at`); the clock's by default.
     """
-    return {pk: status for pk, _, status in _send_many(log_ids)}
+    return {pk: status for pk, _, status in _send_many(log_ids, now=now or timezone.now())}
 
 
-def _send_many(log_ids: Sequence[int]) -> list[tuple[int, str, str]]:
+def _send_many(log_ids: Sequence[int], *, now: datetime) -> list[tuple[int, str, str]]:
     """(log id, dedupe key, new status) of every row sent, failed or skipped."""
     sent: list[tuple[int, str, str]] = []
     enabled = notifier_enabled()
@@ -441,11 +536,14 @@ def _send_many(log_ids: Sequence[int]) -> list[tuple[int, str, str]]:
             continue
         outcomes = _Outcomes()
         try:
-            (_publish if enabled else _log_only)(logs, outcomes)
+            if enabled:
+                _publish(logs, outcomes, now=now)
+            else:
+                _log_only(logs, outcomes)
         finally:
             # Even when the soft time limit interrupts the chunk: what was sent is recorded, the
             # rest stays pending (and is retried as stuck).
-            statuses = outcomes.flush(now=timezone.now())
+            statuses = outcomes.flush(now=now)
         sent += [(log.pk, log.dedupe_key, statuses[log.pk]) for log in logs if log.pk in statuses]
         logger.info(
             "notifications: %d enqueued, %d failed, %d skipped",
@@ -469,31 +567,53 @@ def _log_only(logs: list[OutgoingNotification], outcomes: _Outcomes) -> None:
         outcomes.skipped[NO_BROKER].append(log.pk)
 
 
-def _publish(logs: list[OutgoingNotification], outcomes: _Outcomes) -> None:
-    """`send_task` each row's message on one broker connection, recording each outcome."""
+def _publish_retry_policy() -> dict[str, Any]:
+    """Bounded publish retries: a down broker costs a fraction of a second per message."""
+    return {
+        "max_retries": max(int(settings.NOTIFICATION_PUBLISH_MAX_RETRIES), 0),
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+    }
+
+
+def _publish(logs: list[OutgoingNotification], outcomes: _Outcomes, *, now: datetime) -> None:
+    """`send_task` each row's message on one broker connection, recording each outcome.
+
+    The connection has connect and read timeouts, so a broker that accepts connections but never
+    answers fails the send instead of hanging the job.
+    """
     queue = settings.NOTIFICATION_TASKS_QUEUE_NAME
     broker_failures = 0
     last_broker_error = ""
-    with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
+    timeout = float(settings.NOTIFICATION_PUBLISH_TIMEOUT_SECONDS)
+    retry_policy = _publish_retry_policy()
+    with celery_app.connection_for_write(
+        settings.CELERY_BROKER_URL,
+        connect_timeout=timeout,
+        transport_options={"socket_timeout": timeout, "socket_connect_timeout": timeout},
+    ) as connection:
         producer = Producer(connection, auto_declare=False)  # what `send_task` would build
         for log in logs:
             notification_type = log.notification_type
             if broker_failures >= MAX_CONSECUTIVE_BROKER_FAILURES:
-                outcomes.failed[last_broker_error].append(log.pk)
+                outcomes.failed[last_broker_error].append(log)
                 metrics.notification_enqueue_failure.labels(
                     reason=REASON_BROKER, notification_type=notification_type
                 ).inc()
                 continue
             metrics.notification_enqueue_attempt.labels(notification_type=notification_type).inc()
             try:
-                message = notification_message(log)
+                message = notification_message(log, now=now)
             except PreparationError as exc:
                 metrics.notification_enqueue_failure.labels(
                     reason=REASON_PREPARATION, notification_type=notification_type
                 ).inc()
                 logger.warning("notification %s not sent: %s", log.task_id, exc)
-                target = outcomes.skipped if exc.skip else outcomes.failed
-                target[str(exc) if exc.skip else _error(REASON_PREPARATION, exc)].append(log.pk)
+                if exc.skip:
+                    outcomes.skipped[str(exc)].append(log.pk)
+                else:
+                    outcomes.failed[_error(REASON_PREPARATION, exc)].append(log)
                 continue
             except SoftTimeLimitExceeded:
                 raise
@@ -502,7 +622,7 @@ def _publish(logs: list[OutgoingNotification], outcomes: _Outcomes) -> None:
                     reason=REASON_PREPARATION, notification_type=notification_type
                 ).inc()
                 logger.exception("notification %s: preparing the message failed", log.task_id)
-                outcomes.failed[_error(REASON_PREPARATION, exc)].append(log.pk)
+                outcomes.failed[_error(REASON_PREPARATION, exc)].append(log)
                 continue
             started = time.monotonic()
             try:
@@ -512,6 +632,7 @@ def _publish(logs: list[OutgoingNotification], outcomes: _Outcomes) -> None:
                     queue=queue,
                     task_id=message["task_id"],
                     producer=producer,
+                    retry_policy=retry_policy,
                 )
             except SoftTimeLimitExceeded:
                 raise
@@ -522,7 +643,7 @@ def _publish(logs: list[OutgoingNotification], outcomes: _Outcomes) -> None:
                     reason=REASON_BROKER, notification_type=notification_type
                 ).inc()
                 logger.warning("notification %s: send_task failed: %s", log.task_id, exc)
-                outcomes.failed[last_broker_error].append(log.pk)
+                outcomes.failed[last_broker_error].append(log)
                 continue
             finally:
                 metrics.notification_enqueue_duration.labels(
@@ -537,15 +658,22 @@ def _publish(logs: list[OutgoingNotification], outcomes: _Outcomes) -> None:
 
 
 def notification_fail_stuck(*, now: datetime) -> int:
-    """Mark `pending` rows older than `STUCK_AFTER` as `failed`, so the retry rule applies.
+    """Mark `pending` rows whose attempt began over `STUCK_AFTER` ago as `failed`, due now.
 
     A row stays `pending` only if its process died between commit and send; the lost try counts
-    as an attempt, so a row that keeps killing its sender is not retried forever.
+    as an attempt, and the retry rule (back-off, relevance, maximum age) applies.
     """
-    return NotificationLog.objects.filter(
-        status=NotificationStatus.PENDING, created_at__lt=now - STUCK_AFTER
-    ).update(
+    return NotificationLog.objects.filter(stuck_pending(now=now)).update(
         status=NotificationStatus.FAILED,
         attempts=F("attempts") + 1,
         error="stuck in pending: not sent after commit",
+        next_attempt_at=now,
+    )
+
+
+def stuck_pending(*, now: datetime) -> Q:
+    """`pending` rows whose latest attempt (or creation) began over `STUCK_AFTER` ago."""
+    cut = now - STUCK_AFTER
+    return Q(status=NotificationStatus.PENDING) & (
+        Q(last_attempt_at__lt=cut) | Q(last_attempt_at__isnull=True, created_at__lt=cut)
     )

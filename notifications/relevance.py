@@ -64,6 +64,41 @@ def notification_is_relevant(*, task_id: str, user_id: int, bot_id: str, now: da
     profile = BotProfile.objects.filter(user_id=user_id, bot_id=bot_id).first()
     if profile is None or profile.status != ProfileStatus.ACTIVE:
         return False
+    report = None
+    if log.notification_type == NotificationType.WEEKLY_REPORT:
+        report_id = notification_report_id(log)
+        if report_id is not None:
+            report = WeeklyReport.objects.filter(pk=report_id).first()
+    return notification_log_is_relevant(
+        log=log, profile=profile, report=report, now=now, before_send=False
+    )
+
+
+def notification_report_id(log: NotificationLog) -> int | None:
+    """The report a weekly-report notification is about (its context), or None."""
+    context = log.context if isinstance(log.context, dict) else {}
+    return _stored_id(context, "report_id")
+
+
+def notification_log_is_relevant(
+    *,
+    log: NotificationLog,
+    profile: BotProfile | None,
+    report: WeeklyReport | None,
+    now: datetime,
+    before_send: bool,
+) -> bool:
+    """The relevance rules, on rows already read: `profile` is the log's (user, bot) profile,
+    `report` the report of a weekly-report notification (None when absent).
+
+    `before_send` asks whether a notification not yet enqueued is still worth sending (the
+    scheduler's retries): a detailed report is then still `GENERATED` (it becomes `SENT` when
+    enqueued). Unknown types are relevant.
+    """
+    if profile is None or profile.status != ProfileStatus.ACTIVE:
+        return False
+    if (profile.user_id, profile.bot_id) != (log.user_id, log.bot_id):
+        return False
     context = log.context if isinstance(log.context, dict) else {}
 
     if log.notification_type == NotificationType.SESSION_REMINDER:
@@ -77,21 +112,19 @@ def notification_is_relevant(*, task_id: str, user_id: int, bot_id: str, now: da
     if log.notification_type == NotificationType.LONG_BREAK_REMINDER:
         return profile.last_exercise_at == _stored_moment(context, "last_exercise_at")
     if log.notification_type == NotificationType.WEEKLY_REPORT:
-        report_id = _stored_id(context, "report_id")
-        if report_id is None:
+        if report is None or report.pk != notification_report_id(log):
             return False
-        reports = WeeklyReport.objects.filter(pk=report_id, user_id=user_id, bot_id=bot_id)
+        if (report.user_id, report.bot_id) != (log.user_id, log.bot_id):
+            return False
         if not log.is_full_report:
-            return reports.exists()
-        return (
-            reports.filter(status=ReportStatus.SENT)
-            .exclude(full_report="")
-            .exclude(full_report__isnull=True)
-            .exists()
+            return True
+        statuses = (
+            {ReportStatus.SENT, ReportStatus.GENERATED} if before_send else {ReportStatus.SENT}
         )
+        return report.status in statuses and bool(report.full_report)
     logger.info(
         "relevance of notification %s of unknown type %r; answering relevant",
-        task_id,
+        log.task_id,
         log.notification_type,
     )
     return True

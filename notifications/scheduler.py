@@ -18,9 +18,17 @@ Each part reads its candidates in one query, inserts its log rows in one transac
 (`notification_prepare_many`), sends them after commit and writes its follow-up with set-based
 conditional UPDATEs: the number of queries does not grow with the number of candidates (weakness
 39). A second run changes nothing: dedupe keys, conditional updates. Before the parts, `pending`
-rows left by a crashed sender are marked `failed`; a `failed` row is re-sent by the part that
-produces its key again (§8.4). One part's failure does not stop the others; the run then fails
-with the parts named, once all have run.
+rows left by a crashed sender are marked `failed`; a `failed` row whose back-off has passed is
+re-sent by the part that produces its key again (§8.4), and otherwise by part E:
+
+* **E. Retries** (issue 10 item 17): `failed` rows due for a retry that are still relevant by the
+  relevance rules are re-sent, whether or not they are still candidates, with their follow-up
+  writes after the enqueue; rows no longer relevant, or older than
+  `NOTIFICATION_RETRY_MAX_AGE_SECONDS`, are given up (`skipped`). A broker outage alone never
+  gives a notification up.
+
+One part's failure does not stop the others; the run then fails with the parts named, once all
+have run.
 """
 
 from __future__ import annotations
@@ -45,13 +53,20 @@ from duoniche.texts import render, render_variant
 from learning.models import BotProfile, WeeklyReport
 from notifications.models import NotificationLog
 from notifications.producer import (
-    STUCK_AFTER,
+    NOT_RELEVANT,
+    TOO_OLD,
     NotificationDraft,
     PreparedBatch,
     notification_fail_stuck,
+    notification_give_up,
     notification_plan,
     notification_prepare_many,
+    notification_retries_due,
+    notification_retry_many,
+    retry_max_age,
+    stuck_pending,
 )
+from notifications.relevance import notification_log_is_relevant, notification_report_id
 from notifications.selectors import (
     LongBreakCandidate,
     ReportCandidate,
@@ -216,7 +231,7 @@ def _deliver(
 ) -> dict[str, Any]:
     """Produce `drafts` in one transaction; sent on commit, then `on_enqueued` (follow-up)."""
     if dry_run:
-        plan = notification_plan(drafts)
+        plan = notification_plan(drafts, now=now)
         sample = [draft.dedupe_key for draft in plan.new] + plan.retry_keys
         stats.update(
             would_send=len(plan.new) + len(plan.retry_ids),
@@ -396,11 +411,23 @@ def full_reports_send(*, now: datetime, dry_run: bool) -> dict[str, Any]:
     report_ids = {draft.dedupe_key: draft.context["report_id"] for draft in drafts}
 
     def mark_sent(keys: list[str]) -> int:
-        return WeeklyReport.objects.filter(
-            pk__in=[report_ids[key] for key in keys], status=ReportStatus.GENERATED
-        ).update(status=ReportStatus.SENT, full_sent_at=now, status_changed_at=now)
+        return reports_mark_full_sent(report_ids=[report_ids[key] for key in keys], now=now)
 
     return _deliver(drafts=drafts, now=now, dry_run=dry_run, stats=stats, on_enqueued=mark_sent)
+
+
+def reports_mark_full_sent(*, report_ids: list[int], now: datetime) -> int:
+    """After the detailed report's enqueue: `GENERATED → SENT` (conditional); the rows written."""
+    return WeeklyReport.objects.filter(pk__in=report_ids, status=ReportStatus.GENERATED).update(
+        status=ReportStatus.SENT, full_sent_at=now, status_changed_at=now
+    )
+
+
+def reports_mark_short_notified(*, report_ids: list[int], now: datetime) -> int:
+    """After the short report's enqueue: `short_notified_at = now` where it is still null."""
+    return WeeklyReport.objects.filter(pk__in=report_ids, short_notified_at__isnull=True).update(
+        short_notified_at=now
+    )
 
 
 def short_reports_catch_up(*, now: datetime, dry_run: bool) -> dict[str, Any]:
@@ -413,11 +440,119 @@ def short_reports_catch_up(*, now: datetime, dry_run: bool) -> dict[str, Any]:
     report_ids = {draft.dedupe_key: draft.context["report_id"] for draft in drafts}
 
     def mark_notified(keys: list[str]) -> int:
-        return WeeklyReport.objects.filter(
-            pk__in=[report_ids[key] for key in keys], short_notified_at__isnull=True
-        ).update(short_notified_at=now)
+        return reports_mark_short_notified(report_ids=[report_ids[key] for key in keys], now=now)
 
     return _deliver(drafts=drafts, now=now, dry_run=dry_run, stats=stats, on_enqueued=mark_notified)
+
+
+def failed_notifications_retry(*, now: datetime, dry_run: bool) -> dict[str, Any]:
+    """E. Re-send `failed` rows whose back-off has passed, if still relevant (issue 10 item 17).
+
+    Parts A–D re-send a failed row only while its item is still a candidate, which a long broker
+    outage outlasts (a session reminder's lookback is 15 minutes, the long-break window 30). This
+    part takes the due rows themselves (at most `NOTIFICATION_RETRY_BATCH_SIZE`, in a constant
+    number of queries): a row older than `NOTIFICATION_RETRY_MAX_AGE_SECONDS` is given up as
+    "too old", a row no longer relevant by the relevance rules as "no longer relevant", and the
+    rest are sent again (same row, same task id, the message stamped with this attempt's time).
+    The follow-up writes of each kind happen after the enqueue, as in the parts.
+    """
+    logs = notification_retries_due(
+        now=now, limit=max(int(settings.NOTIFICATION_RETRY_BATCH_SIZE), 1)
+    )
+    stats: dict[str, Any] = {"due": len(logs)}
+    if not logs:
+        return stats
+    profiles = {
+        (profile.user_id, profile.bot_id): profile
+        for profile in BotProfile.objects.filter(
+            user_id__in={log.user_id for log in logs}, bot_id__in={log.bot_id for log in logs}
+        )
+    }
+    report_ids = {
+        report_id
+        for log in logs
+        if log.notification_type == NotificationType.WEEKLY_REPORT
+        and (report_id := notification_report_id(log)) is not None
+    }
+    reports = WeeklyReport.objects.in_bulk(list(report_ids)) if report_ids else {}
+    oldest = now - retry_max_age()
+    too_old: list[int] = []
+    irrelevant: list[int] = []
+    resend: dict[str, NotificationLog] = {}
+    for log in logs:
+        report_id = notification_report_id(log)
+        if log.created_at < oldest:
+            too_old.append(log.pk)
+        elif notification_log_is_relevant(
+            log=log,
+            profile=profiles.get((log.user_id, log.bot_id)),
+            report=reports.get(report_id) if report_id is not None else None,
+            now=now,
+            before_send=True,
+        ):
+            resend[log.dedupe_key] = log
+        else:
+            irrelevant.append(log.pk)
+    stats.update(too_old=len(too_old), not_relevant=len(irrelevant))
+    if dry_run:
+        stats["would_send"] = len(resend)
+        return stats
+    stats["given_up"] = notification_give_up(log_ids=too_old, reason=TOO_OLD)
+    stats["given_up"] += notification_give_up(log_ids=irrelevant, reason=NOT_RELEVANT)
+    stats.update(enqueued=0, failed=0, skipped=0, written=0)
+
+    def follow_up(keys: list[str]) -> None:
+        stats["written"] += _retry_follow_up(
+            sent=[resend[key] for key in keys], profiles=profiles, now=now
+        )
+
+    def sent(batch: PreparedBatch) -> None:
+        for status in (
+            NotificationStatus.ENQUEUED,
+            NotificationStatus.FAILED,
+            NotificationStatus.SKIPPED,
+        ):
+            stats[status.value] = batch.count(status)
+
+    if resend:
+        with transaction.atomic():
+            batch = notification_retry_many(
+                log_ids=[log.pk for log in resend.values()],
+                now=now,
+                on_enqueued=follow_up,
+                on_sent=sent,
+            )
+        stats["retried"] = len(batch.retried)
+    return stats
+
+
+def _retry_follow_up(
+    *,
+    sent: list[NotificationLog],
+    profiles: dict[tuple[int, str], BotProfile],
+    now: datetime,
+) -> int:
+    """The follow-up writes of re-sent rows, per kind, as the parts write them."""
+    long_breaks: list[tuple[int, datetime, str]] = []
+    full: list[int] = []
+    short: list[int] = []
+    for log in sent:
+        if log.notification_type == NotificationType.LONG_BREAK_REMINDER:
+            profile = profiles.get((log.user_id, log.bot_id))
+            step = (log.metadata or {}).get("reminder_type")
+            if profile is not None and profile.last_exercise_at is not None and step:
+                # The relevance check found `last_exercise_at` as the row's context.
+                long_breaks.append((profile.pk, profile.last_exercise_at, str(step)))
+        elif log.notification_type == NotificationType.WEEKLY_REPORT:
+            report_id = notification_report_id(log)
+            if report_id is not None:
+                (full if log.is_full_report else short).append(report_id)
+    written = profiles_mark_long_break_sent(sent=long_breaks, now=now)
+    if full:
+        written += reports_mark_full_sent(report_ids=full, now=now)
+    if short:
+        written += reports_mark_short_notified(report_ids=short, now=now)
+    return written
 
 
 PARTS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -425,6 +560,8 @@ PARTS: dict[str, Callable[..., dict[str, Any]]] = {
     "long_break_reminders": long_break_reminders_send,
     "full_reports": full_reports_send,
     "short_report_catch_up": short_reports_catch_up,
+    # After the parts: a row a part has just re-sent or failed again is not due here.
+    "retries": failed_notifications_retry,
 }
 
 
@@ -435,9 +572,7 @@ def notification_scheduler(*, now: datetime, dry_run: bool) -> dict[str, Any]:
     """The job body (jobs.md §6): stuck rows, then parts A–D; their stats."""
     stats: dict[str, Any] = {}
     if dry_run:
-        stats["stuck_pending"] = NotificationLog.objects.filter(
-            status=NotificationStatus.PENDING, created_at__lt=now - STUCK_AFTER
-        ).count()
+        stats["stuck_pending"] = NotificationLog.objects.filter(stuck_pending(now=now)).count()
     else:
         stats["stuck_marked_failed"] = notification_fail_stuck(now=now)
     failures: dict[str, str] = {}

@@ -187,11 +187,15 @@ def test_a_real_worker_runs_the_scheduler_and_the_notifier_gets_the_contract(tmp
         default_queue=default_queue, notifier_queue=notifier_queue, log_path=log_path
     )
     try:
-        app.send_task(
-            "notifications.notification_scheduler",
-            kwargs={"sent_by": "test"},
-            queue=default_queue,
-        )
+        # An explicit connection: the app's configuration is read once per process, possibly
+        # while an earlier test pointed the broker URL at a dead port.
+        with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
+            app.send_task(
+                "notifications.notification_scheduler",
+                kwargs={"sent_by": "test"},
+                queue=default_queue,
+                connection=connection,
+            )
         run = None
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline and worker.poll() is None:

@@ -24,7 +24,6 @@ from prometheus_client import REGISTRY
 from duoniche.enums import NotificationStatus, NotificationType
 from notifications.models import NotificationLog
 from notifications.producer import (
-    MAX_ATTEMPTS,
     NOTIFIER_TASK_NAME,
     NotificationDraft,
     notification_fail_stuck,
@@ -232,22 +231,74 @@ def test_a_failed_duplicate_is_resent_with_the_same_row_and_task_id(
     assert [task["task_id"] for task in notifier.task_dicts()] == [str(failed.task_id)]
 
 
-def test_a_failed_row_out_of_attempts_is_not_resent(notifier, django_capture_on_commit_callbacks):
+def test_a_failed_row_is_not_resent_before_its_back_off_ends(
+    notifier, django_capture_on_commit_callbacks
+):
     user = TelegramUserFactory()
     failed = NotificationLogFactory(
         user=user,
         dedupe_key="session_reminder:1:1751878800",
         status=NotificationStatus.FAILED,
-        attempts=MAX_ATTEMPTS,
+        attempts=5,
+        created_at=NOW - timedelta(minutes=30),
+        next_attempt_at=NOW + timedelta(seconds=1),
     )
 
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         assert prepare(user) is None
 
     failed.refresh_from_db()
-    assert failed.status == NotificationStatus.FAILED
-    assert failed.attempts == MAX_ATTEMPTS
+    assert (failed.status, failed.attempts) == (NotificationStatus.FAILED, 5)
     assert notifier.raw() == []
+
+
+def test_a_failed_row_is_resent_whatever_its_attempts_once_due(
+    notifier, django_capture_on_commit_callbacks
+):
+    """Issue 10 item 17: attempts never give a notification up; only relevance or age do."""
+    user = TelegramUserFactory()
+    failed = NotificationLogFactory(
+        user=user,
+        dedupe_key="session_reminder:1:1751878800",
+        status=NotificationStatus.FAILED,
+        attempts=7,
+        created_at=NOW - timedelta(hours=3),
+        next_attempt_at=NOW,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        assert prepare(user) is not None
+
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts) == (NotificationStatus.ENQUEUED, 8)
+    [task] = notifier.task_dicts()
+    assert task["task_id"] == str(failed.task_id)
+    # This attempt's time, not the row's creation three hours ago.
+    assert task["created_at"]["__value__"] == NOW.isoformat()
+
+
+def test_a_failed_send_schedules_the_next_try_with_exponential_back_off(
+    settings, notifier, django_capture_on_commit_callbacks
+):
+    settings.CELERY_BROKER_URL = DEAD_BROKER
+    user = TelegramUserFactory()
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        log = prepare(user)
+    assert log is not None
+    log.refresh_from_db()
+    assert (log.status, log.attempts) == (NotificationStatus.FAILED, 1)
+    assert log.next_attempt_at == NOW + timedelta(seconds=settings.NOTIFICATION_RETRY_BASE_SECONDS)
+
+    NotificationLog.objects.filter(pk=log.pk).update(attempts=3)
+    later = NOW + timedelta(hours=1)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        prepare(user, now=later)
+    log.refresh_from_db()
+    assert log.attempts == 4
+    base = settings.NOTIFICATION_RETRY_BASE_SECONDS
+    assert log.next_attempt_at == later + timedelta(
+        seconds=min(base * 8, settings.NOTIFICATION_RETRY_MAX_DELAY_SECONDS)
+    )
 
 
 # --- sending ------------------------------------------------------------------------------------
@@ -476,7 +527,11 @@ def test_prepare_many_inserts_new_keys_skips_duplicates_and_retries_failed_rows(
         user=users[1], dedupe_key="long_break:b:3d:1", status=NotificationStatus.FAILED, attempts=2
     )
     NotificationLogFactory(
-        user=users[2], dedupe_key="long_break:c:3d:1", status=NotificationStatus.FAILED, attempts=3
+        user=users[2],
+        dedupe_key="long_break:c:3d:1",
+        status=NotificationStatus.FAILED,
+        attempts=3,
+        next_attempt_at=NOW + timedelta(minutes=1),  # backing off
     )
     drafts = [
         draft(users[0], "long_break:a:3d:1"),
