@@ -1,21 +1,74 @@
-"""Endpoints for operators rather than bots: liveness/readiness and Prometheus metrics."""
+"""Endpoints for operators rather than bots (liveness/readiness, Prometheus metrics), and the
+error pages of everything that is not the admin: JSON, like the API's errors."""
 
 from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from duoniche import metrics_collector
+from duoniche.api.errors import error_body
+from duoniche.metrics import api_errors
 
 logger = logging.getLogger(__name__)
+
+
+def _for_staff(request: HttpRequest) -> bool:
+    """Pages people read in a browser (the admin) keep Django's HTML errors; the rest is JSON."""
+    return request.path.startswith("/admin/") or request.path == "/admin"
+
+
+def _json_error(detail: str, code: str, status: int) -> JsonResponse:
+    api_errors.labels(code=code).inc()
+    return JsonResponse(error_body(detail, code), status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: an unknown Host header, a malformed request line and other refused requests."""
+    if _for_staff(request):
+        return defaults.bad_request(request, exception)
+    return _json_error("The request was refused (check the Host header).", "bad_request", 400)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404."""
+    if _for_staff(request):
+        return defaults.page_not_found(request, exception)
+    return _json_error("Not found.", "not_found", 404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: what fails outside the API views' own error handling."""
+    if _for_staff(request):
+        return defaults.server_error(request)
+    return _json_error("Internal server error.", "internal_error", 500)
+
+
+def _get_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """GET (and HEAD, for probes); any other method is a JSON 405 `method_not_allowed`."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            response = _json_error(
+                f"Method {request.method} is not allowed here.", "method_not_allowed", 405
+            )
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _features() -> dict[str, str]:
@@ -29,7 +82,7 @@ def _features() -> dict[str, str]:
 
 
 @never_cache
-@require_GET
+@_get_only
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 after a database round trip; 503 with the reason when the database does not answer."""
     try:
@@ -53,7 +106,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 @never_cache
-@require_GET
+@_get_only
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition; behind `Authorization: Bearer <METRICS_TOKEN>` when it is set."""
     token = settings.METRICS_TOKEN

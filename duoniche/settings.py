@@ -276,9 +276,9 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    # The bots and Prometheus call over the private network; only browsers (admin, docs) go
-    # to HTTPS.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$", r"^api/v1/"]
+    # The bots, the Notifier, Prometheus and orchestrators call over the private network: only
+    # the admin (staff in browsers) goes to HTTPS.
+    SECURE_REDIRECT_EXEMPT = [r"^(?!admin(/|$))"]
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

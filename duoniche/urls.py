@@ -26,6 +26,11 @@ if settings.API_DOCS_ENABLED:
         path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     ]
 
+# Errors outside the API views: JSON everywhere but the admin.
+handler400 = "duoniche.service_views.bad_request"
+handler404 = "duoniche.service_views.page_not_found"
+handler500 = "duoniche.service_views.server_error"
+
 # Anything else under the API answers the JSON 404, whatever the method.
 urlpatterns.append(re_path(r"^api/v1/", not_found))
 

@@ -18,7 +18,7 @@ from duoniche.languages import get_language
 from learning import schemas
 from learning.effective_settings import effective_status, valid_overrides
 from learning.models import BotProfile, TelegramUser
-from learning.selectors import profile_for_telegram_id
+from learning.selectors import profile_for_telegram_id, telegram_user_require
 from learning.services import (
     UNSET,
     invalid_bot,
@@ -91,9 +91,11 @@ class UserByTelegramIdApi(BotAPIView):
     )
     def get(self, request: Request, telegram_id: str) -> Response:
         path, query, _ = self.validated(request, telegram_id=telegram_id)
-        if query.bot_id is not None and get_language(query.bot_id) is None:
-            raise invalid_bot(query.bot_id, code="invalid_bot_id", status=400)
-        profile = profile_for_telegram_id(telegram_id=path.telegram_id, bot_id=query.bot_id)
+        bot_id = query.bot_id or None  # `?bot_id=` (empty) means no bot, as before
+        if bot_id is not None and get_language(bot_id) is None:
+            telegram_user_require(telegram_id=path.telegram_id)  # an unknown user is 404 first
+            raise invalid_bot(bot_id, code="invalid_bot_id", status=400)
+        profile = profile_for_telegram_id(telegram_id=path.telegram_id, bot_id=bot_id)
         return Response(user_response(profile.user, profile))
 
 
@@ -229,7 +231,7 @@ class NextActionApi(BotAPIView):
 
 
 class LegacyNextActionApi(BotAPIView):
-    path_schema = schemas.UserIdPath
+    path_schema = schemas.PositiveUserIdPath
 
     @extend_schema(
         operation_id="users_next_action_legacy",

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from duoniche.api.validation import Id, Schema, StoredJson, TelegramId
+from duoniche.api.validation import Id, PositiveId, Schema, StoredJson, TelegramId
 from duoniche.enums import LanguageLevel
 
 Name = Annotated[str, StringConstraints(max_length=255)]
@@ -17,11 +17,17 @@ Alphabet = Annotated[str, StringConstraints(pattern=r"^(latin|cyrillic)$")]
 
 
 class UserIdPath(Schema):
+    """PUT /users/{user_id}: no lower bound (an id that does not exist is a 404)."""
+
     user_id: Id
+
+
+class PositiveUserIdPath(Schema):
+    user_id: PositiveId
 
 
 class UserBotPath(Schema):
-    user_id: Id
+    user_id: PositiveId
     bot_id: str
 
 

@@ -49,8 +49,11 @@ def _stored_id(context: dict[str, Any], key: str) -> int | None:
 def notification_is_relevant(*, task_id: str, user_id: int, bot_id: str, now: datetime) -> bool:
     """True unless a notification we produced no longer fits the learner's current state.
 
-    Unknown task ids (not produced by us, or not even a UUID) fail open: True.
+    Unknown task ids (not produced by us, or not even a UUID) fail open: True. A user id below 1
+    names no learner, so nothing is relevant to it (the previous service answered 200 too).
     """
+    if user_id < 1:
+        return False
     try:
         key = uuid.UUID(task_id)
     except ValueError:

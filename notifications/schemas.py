@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, StringConstraints
 
-from duoniche.api.validation import Schema
+from duoniche.api.validation import Id, Schema
 
 
 class TaskIdPath(Schema):
@@ -15,7 +15,8 @@ class TaskIdPath(Schema):
 
 class RelevanceQuery(Schema):
     bot_id: str
-    user_id: int = Field(ge=1)
+    #: No lower bound: an id below 1 is an unknown learner, not relevant (200 false).
+    user_id: Id
 
 
 class RelevanceResponse(BaseModel):

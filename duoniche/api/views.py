@@ -24,6 +24,9 @@ def drop_none(value: Any) -> Any:
 class BotAPIView(APIView):
     authentication_classes = [ServiceTokenAuthentication]
     permission_classes = [HasServiceToken]
+    #: Only the methods each endpoint defines: no implicit HEAD (from GET) or OPTIONS (DRF's
+    #: metadata), which the contract answers with 405 `method_not_allowed`.
+    http_method_names = ["get", "post", "put", "patch", "delete"]
     #: Pydantic models for the parts of the request this view takes.
     path_schema: type[BaseModel] | None = None
     query_schema: type[BaseModel] | None = None
