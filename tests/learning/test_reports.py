@@ -15,6 +15,7 @@ from duoniche.enums import ExerciseStatus, ExerciseType, ReportStatus
 from duoniche.telegram_html import visible_length
 from learning.models import WeeklyReport
 from learning.reports import (
+    GENERATION_RUN_SECONDS,
     MAX_LENGTH_FULL_REPORT,
     DetailedReportContext,
     IncorrectAttempt,
@@ -327,6 +328,56 @@ def test_a_duplicate_delivery_does_nothing(status):
 
     report.refresh_from_db()
     assert (report.status, report.full_report, report.generation_attempts) == (status, "kept", 0)
+
+
+def test_a_second_message_while_the_first_is_generating_does_nothing():
+    """The request's publish and a sweep may both queue a report's job: one of them writes it."""
+    started = timezone.now() - timedelta(minutes=1)
+    report = WeeklyReportFactory(
+        status=ReportStatus.GENERATING,
+        generation_queued_at=started,
+        generation_started_at=started,  # a worker is writing it right now
+        generation_attempts=1,
+    )
+
+    generate_detailed_report.delay(report.pk)
+
+    report.refresh_from_db()
+    assert (report.status, report.full_report, report.generation_attempts) == (
+        ReportStatus.GENERATING,
+        None,
+        1,
+    )
+    assert report.generation_started_at == started
+
+
+def test_a_redelivery_after_the_generation_time_limit_writes_the_report():
+    """A worker killed mid-generation: its redelivered message may claim the report again."""
+    started = timezone.now() - timedelta(seconds=GENERATION_RUN_SECONDS + 1)
+    report = WeeklyReportFactory(
+        status=ReportStatus.GENERATING,
+        generation_queued_at=started,
+        generation_started_at=started,
+        generation_attempts=1,
+    )
+
+    generate_detailed_report.delay(report.pk)
+
+    report.refresh_from_db()
+    assert (report.status, report.generation_attempts) == (ReportStatus.GENERATED, 2)
+    assert report.generation_started_at > started
+
+
+def test_the_job_marks_a_waiting_report_queued_when_it_claims_it():
+    report = WeeklyReportFactory(status=ReportStatus.GENERATING)
+    assert report.generation_queued_at is None
+
+    generate_detailed_report.delay(report.pk)
+
+    report.refresh_from_db()
+    assert report.status == ReportStatus.GENERATED
+    assert report.generation_queued_at is not None
+    assert report.generation_started_at is not None
 
 
 def test_a_missing_report_is_not_an_error():
