@@ -435,6 +435,29 @@ def test_a_healthy_broker_gets_the_job_from_the_request_and_the_sweep_adds_none(
         assert queued_report_ids(broker.port) == [report.pk]
 
 
+def test_a_report_published_by_the_request_and_by_the_sweep_is_generated_once(client, broker_on):
+    """The request's process dies between its publish and its mark: the sweep publishes the job
+    again. Both messages are delivered; the report is written by one of them."""
+    from learning.tasks import generate_detailed_report
+
+    profile = BotProfileFactory(bot_id="Bulgarian")
+    report = WeeklyReportFactory(user=profile.user, bot_id="Bulgarian")
+    with redis_server() as broker:
+        broker_on(broker.url)
+        client.get(
+            f"/api/v1/users/{profile.user_id}/bots/Bulgarian/reports/latest-detailed", **AUTH
+        )
+        WeeklyReport.objects.filter(pk=report.pk).update(generation_queued_at=None)  # the crash
+        assert job_run("report_generation_sweep", force=True).stats["queued"] == 1
+        messages = queued_report_ids(broker.port)
+
+    assert messages == [report.pk, report.pk]
+    for report_id in messages:  # what the worker does with each delivery
+        generate_detailed_report.apply(args=(report_id,))
+    report.refresh_from_db()
+    assert (report.status, report.generation_attempts) == (ReportStatus.GENERATED, 1)
+
+
 def test_a_black_holed_broker_answers_latest_detailed_fast_and_the_report_waits(client, broker_on):
     profile = BotProfileFactory(bot_id="Bulgarian")
     report = WeeklyReportFactory(user=profile.user, bot_id="Bulgarian")

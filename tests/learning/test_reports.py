@@ -3,6 +3,7 @@
 import datetime
 import re
 import threading
+import time
 from datetime import UTC, timedelta
 
 import psycopg
@@ -191,6 +192,9 @@ def test_pending_failed_and_stale_reports_move_to_generating_and_enqueue_one_job
     report.refresh_from_db()
     assert report.status_changed_at >= before
     assert report.generation_attempts == 1
+    # Its job arrived: nothing is left for the generation sweep.
+    assert report.generation_queued_at is not None
+    assert report.generation_started_at >= before
 
 
 def test_a_failed_report_is_regenerated(client, django_capture_on_commit_callbacks):
@@ -349,6 +353,49 @@ def test_a_second_message_while_the_first_is_generating_does_nothing():
         1,
     )
     assert report.generation_started_at == started
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_at_once_write_the_report_once():
+    """Both messages of one request run at the same time (two workers): one writes the report.
+
+    Another session holds the attempts table, so the first delivery stays inside its generation
+    after its claim while the second arrives.
+    """
+    profile = BotProfileFactory()
+    report = WeeklyReportFactory(
+        user=profile.user, week_start_date=W1, status=ReportStatus.GENERATING
+    )
+    attempt(profile.user, at(W1), correct=False)
+    db = connection.settings_dict
+
+    def deliver():
+        try:
+            generate_detailed_report.apply(args=(report.pk,))
+        finally:
+            connection.close()
+
+    with psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432
+    ) as other:
+        other.execute("LOCK TABLE learning_exerciseattempt IN ACCESS EXCLUSIVE MODE")
+        first = threading.Thread(target=deliver)
+        first.start()
+        deadline = time.monotonic() + 10
+        while not WeeklyReport.objects.filter(
+            pk=report.pk, generation_started_at__isnull=False
+        ).exists():
+            assert time.monotonic() < deadline, "the first delivery never claimed the report"
+            time.sleep(0.02)
+        second = threading.Thread(target=deliver)
+        second.start()
+        second.join(timeout=5)  # skips at once; a second writer would wait for the lock
+        other.rollback()
+    first.join(timeout=30)
+    second.join(timeout=30)
+
+    report.refresh_from_db()
+    assert (report.status, report.generation_attempts) == (ReportStatus.GENERATED, 1)
 
 
 def test_a_redelivery_after_the_generation_time_limit_writes_the_report():
