@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from duoniche.enums import ExerciseStatus, ExerciseType, ReportStatus
+from duoniche.jobs import JOBS, job_run
 from duoniche.telegram_html import visible_length
 from learning.models import WeeklyReport
 from learning.reports import (
@@ -25,6 +26,7 @@ from learning.reports import (
     deterministic_detailed_report,
     period_summary,
     report_generate_detailed,
+    report_generation_sweep,
     report_text_finish,
     report_window,
 )
@@ -470,6 +472,48 @@ def test_a_failure_marks_the_report_failed_and_it_can_be_asked_again(
     assert response.json() == {"current_report_status": "GENERATING"}
     report.refresh_from_db()
     assert (report.status, report.generation_attempts) == (ReportStatus.GENERATED, 2)
+
+
+# --- the generation sweep (the outbox) ---------------------------------------------------------
+
+
+def test_the_sweep_queues_the_oldest_waiting_reports_first_within_its_batch(settings):
+    """The (eager) test broker runs each queued job at once: queued reports get written."""
+    settings.REPORT_GENERATION_SWEEP_BATCH = 2
+    now = timezone.now()
+    waiting = [
+        WeeklyReportFactory(status=ReportStatus.GENERATING, status_changed_at=now - age)
+        for age in (timedelta(minutes=1), timedelta(minutes=3), timedelta(minutes=2))
+    ]
+    already_queued = WeeklyReportFactory(
+        status=ReportStatus.GENERATING,
+        status_changed_at=now - timedelta(minutes=9),
+        generation_queued_at=now - timedelta(minutes=9),
+    )
+    WeeklyReportFactory(status=ReportStatus.PENDING, status_changed_at=now - timedelta(days=1))
+
+    assert report_generation_sweep(now=now, dry_run=True) == {"waiting": 2, "queued": 0}
+    assert all(
+        r.generation_queued_at is None
+        for r in WeeklyReport.objects.filter(pk__in=[report.pk for report in waiting])
+    )
+
+    assert report_generation_sweep(now=now, dry_run=False) == {"waiting": 2, "queued": 2}
+
+    statuses = dict(WeeklyReport.objects.values_list("pk", "status"))
+    assert statuses[waiting[1].pk] == statuses[waiting[2].pk] == ReportStatus.GENERATED
+    assert statuses[waiting[0].pk] == ReportStatus.GENERATING  # the newest: the next run
+    assert statuses[already_queued.pk] == ReportStatus.GENERATING  # its job is on its way
+    assert report_generation_sweep(now=now, dry_run=False) == {"waiting": 1, "queued": 1}
+    assert report_generation_sweep(now=now, dry_run=False) == {"waiting": 0, "queued": 0}
+
+
+def test_the_sweep_is_a_registered_periodic_job():
+    outcome = job_run("report_generation_sweep")
+
+    assert outcome.outcome == "succeeded"
+    assert outcome.stats == {"waiting": 0, "queued": 0}
+    assert JOBS["report_generation_sweep"].interval_seconds() == 60
 
 
 # --- period summary -----------------------------------------------------------------------------
