@@ -189,6 +189,15 @@ JOBS: dict[str, Job] = {
         interval_setting="UPDATE_USER_METRICS_INTERVAL",
         description="session metrics (active users, session length)",
     ),
+    "report_generation_sweep": Job(
+        name="report_generation_sweep",
+        body="learning.reports.report_generation_sweep",
+        task="learning.report_generation_sweep",
+        soft_time_limit=50,
+        time_limit=55,
+        interval_setting="REPORT_GENERATION_SWEEP_INTERVAL_SECONDS",
+        description="queue the detailed-report jobs a broker outage kept from being queued",
+    ),
     "notification_scheduler": Job(
         name="notification_scheduler",
         body="notifications.scheduler.notification_scheduler",

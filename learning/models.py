@@ -146,6 +146,12 @@ class WeeklyReport(models.Model):
     full_generated_at = models.DateTimeField(null=True, blank=True)
     full_sent_at = models.DateTimeField(null=True, blank=True)
     generation_attempts = models.PositiveSmallIntegerField(default=0)
+    # The generation job's outbox (learning/reports.py): NULL while a GENERATING report's job is
+    # not known to be in the broker (the sweep queues it); set when a publish succeeded or a
+    # worker claimed the report. Both are cleared by the transition to GENERATING.
+    generation_queued_at = models.DateTimeField(null=True, blank=True)
+    # When a worker claimed the report: a second message for it is skipped while this is recent.
+    generation_started_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
@@ -159,6 +165,14 @@ class WeeklyReport(models.Model):
                 fields=["user", "bot_id", "week_start_date"], name="report_user_bot_week_idx"
             ),
             models.Index(fields=["status", "full_generated_at"], name="report_status_idx"),
+            # The sweep's queue: the few reports waiting for their job, oldest first.
+            models.Index(
+                fields=["status_changed_at"],
+                name="report_generation_waiting_idx",
+                condition=models.Q(
+                    status=ReportStatus.GENERATING, generation_queued_at__isnull=True
+                ),
+            ),
         ]
 
     def __str__(self) -> str:

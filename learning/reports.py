@@ -7,8 +7,11 @@ Shared spec domain.md §13, bot-api.md §3.11, llm.md §12:
   the reports are bulk-inserted (the unique (user, bot, week) makes re-runs no-ops) and the
   profiles' `last_report_generated_at` is set with one UPDATE (Fix: weaknesses #37, #39);
 * `report_request_detailed` moves the latest report atomically to GENERATING and then enqueues
-  one generation job (Fix 10: concurrent presses enqueue one job, FAILED is retried); when the
-  broker is unreachable it puts the status back and answers 503 `service_unavailable`;
+  one generation job (Fix 10: concurrent presses enqueue one job, FAILED is retried); the same
+  UPDATE records that the job is still to be queued (a transactional outbox), so when the broker
+  is unreachable the request still answers GENERATING and the `report_generation_sweep` job
+  queues the job once the broker is back; the job acts once per request however often it is
+  delivered;
 * `report_generate_detailed` (the job's service) writes the detailed report of exactly the report
   it was given, from that report's week: with the `reports` LLM when it is available, else from
   message templates.
@@ -20,7 +23,6 @@ import html
 import logging
 import math
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -64,6 +66,13 @@ ELLIPSIS = "…"
 NOT_AVAILABLE = "N/A"
 REPORT_WEEK = timedelta(days=7)
 
+#: The generation task's time limits in seconds (learning/tasks.py).
+GENERATION_SOFT_TIME_LIMIT = 300
+GENERATION_TIME_LIMIT = 360
+#: How long a worker's claim on a report holds: past the task's hard limit its worker is gone,
+#: and a later message for the report may claim it again.
+GENERATION_RUN_SECONDS = GENERATION_TIME_LIMIT + 60
+
 #: Statuses the endpoint may move to GENERATING without looking at the clock.
 _CLAIMABLE = (ReportStatus.PENDING, ReportStatus.FAILED)
 
@@ -83,9 +92,10 @@ def report_request_detailed(*, user_id: int, bot_id: str, now: datetime) -> str:
     """Ask for the detailed version of the latest weekly report; return its status afterwards.
 
     PENDING, FAILED and a stale GENERATING report move to GENERATING with one conditional UPDATE,
-    so of concurrent requests exactly one changes the row and enqueues the job (once the UPDATE
-    has committed). An unreachable broker raises 503 `service_unavailable` with the report as it
-    was.
+    so of concurrent requests exactly one changes the row and queues the job. The same UPDATE
+    records that the job is still to be queued (`generation_queued_at` NULL: the outbox), so a
+    broker that is down loses nothing: the request tries to publish once, and when the broker
+    refuses it still answers GENERATING; `report_generation_sweep` queues the job later.
     """
     if not BotProfile.objects.filter(user_id=user_id, bot_id=bot_id).exists():
         raise profile_not_found(user_id, bot_id)
@@ -108,45 +118,82 @@ def report_request_detailed(*, user_id: int, bot_id: str, now: datetime) -> str:
     if not is_claimable:
         return str(latest["status"])
 
-    # Imported here: the task module imports this one (the task calls our generation service).
-    from learning.tasks import generate_detailed_report
-
     report_id = latest["pk"]
     changed = WeeklyReport.objects.filter(claimable, pk=report_id).update(
-        status=ReportStatus.GENERATING, status_changed_at=now
+        status=ReportStatus.GENERATING,
+        status_changed_at=now,
+        generation_queued_at=None,
+        generation_started_at=None,
     )
     if changed:
         # Published after the transition committed (autocommit), so the job sees GENERATING.
-        # When the broker refuses, the transition is undone, so the report is not left
-        # GENERATING with no job for REPORT_GENERATION_STALE_MINUTES.
-        try:
-            generate_detailed_report.delay(report_id)
-        except BROKER_ERRORS as exc:
-            _undo_generating(report_id, now=now, previous=latest)
-            logger.warning(
-                "detailed report %s: the job could not be queued (%s: %s); report left %s",
-                report_id,
-                type(exc).__name__,
-                exc,
-                latest["status"],
-            )
-            raise ApplicationError(
-                "The report cannot be requested right now: the job queue is unreachable. "
-                "Try again later.",
-                code="service_unavailable",
-                status=503,
-            ) from exc
-        logger.info("detailed report %s requested; generation enqueued", report_id)
+        if report_generation_enqueue(report_id=report_id, changed_at=now, now=now):
+            logger.info("detailed report %s requested; generation queued", report_id)
         return ReportStatus.GENERATING.value
     # A concurrent request won the transition: answer with what the report is now.
     return str(WeeklyReport.objects.values_list("status", flat=True).get(pk=report_id))
 
 
-def _undo_generating(report_id: int, *, now: datetime, previous: Mapping[str, Any]) -> None:
-    """Put back the status the request found, only if the row is still the one we changed."""
+# --- the outbox: queueing the generation job ----------------------------------------------------
+
+
+def report_generation_enqueue(*, report_id: int, changed_at: datetime, now: datetime) -> bool:
+    """Publish the generation job of a waiting report once; False when the broker refused it.
+
+    The publish is bounded (broker timeouts and CELERY_TASK_PUBLISH_RETRY_POLICY in settings).
+    After it, the report is marked queued, only if it is still the same request (GENERATING since
+    `changed_at`) and nothing marked it meanwhile (a worker that already claimed it). A crash
+    between the publish and the mark leaves it waiting: the sweep publishes it again and the job
+    runs once (see `_report_claim_generation`).
+    """
+    # Imported here: the task module imports this one (the task calls our generation service).
+    from learning.tasks import generate_detailed_report
+
+    try:
+        generate_detailed_report.delay(report_id)
+    except BROKER_ERRORS as exc:
+        logger.warning(
+            "detailed report %s: the job could not be queued (%s: %s); "
+            "the report waits for the generation sweep",
+            report_id,
+            type(exc).__name__,
+            exc,
+        )
+        return False
     WeeklyReport.objects.filter(
-        pk=report_id, status=ReportStatus.GENERATING, status_changed_at=now
-    ).update(status=previous["status"], status_changed_at=previous["status_changed_at"])
+        pk=report_id,
+        status=ReportStatus.GENERATING,
+        status_changed_at=changed_at,
+        generation_queued_at__isnull=True,
+    ).update(generation_queued_at=now)
+    return True
+
+
+def report_generation_sweep(*, now: datetime, dry_run: bool) -> dict[str, Any]:
+    """The `report_generation_sweep` job: queue the jobs of reports that are still waiting.
+
+    Waiting means GENERATING with `generation_queued_at` NULL (the request could not publish).
+    At most `REPORT_GENERATION_SWEEP_BATCH` reports per run, oldest request first; the run stops
+    at the first broker error (the next run goes on). Beat needs the broker too, so in practice
+    the sweep runs once the broker is back.
+    """
+    waiting = list(
+        WeeklyReport.objects.filter(
+            status=ReportStatus.GENERATING, generation_queued_at__isnull=True
+        )
+        .order_by("status_changed_at", "pk")
+        .values_list("pk", "status_changed_at")[: settings.REPORT_GENERATION_SWEEP_BATCH]
+    )
+    if dry_run:
+        return {"waiting": len(waiting), "queued": 0}
+    queued = 0
+    for report_id, changed_at in waiting:
+        if not report_generation_enqueue(report_id=report_id, changed_at=changed_at, now=now):
+            break
+        queued += 1
+    if waiting:
+        logger.info("generation sweep: %d of %d waiting reports queued", queued, len(waiting))
+    return {"waiting": len(waiting), "queued": queued}
 
 
 # --- period summary (domain.md §13.2) -----------------------------------------------------------
@@ -706,8 +753,14 @@ def report_text_finish(text: str) -> str:
 
 
 @transaction.atomic
-def _report_claim_generation(report_id: int) -> WeeklyReport | None:
-    """Step 1: the locked report if GENERATING (else a duplicate delivery), attempt counted."""
+def _report_claim_generation(report_id: int, *, now: datetime) -> WeeklyReport | None:
+    """Step 1: the locked report if this message may write it, attempt counted; else None.
+
+    Only a GENERATING report that no worker claimed within `GENERATION_RUN_SECONDS`: a second
+    message for the same request (the request's publish and a sweep, or a redelivery while the
+    first run is alive) does nothing; a redelivery after a killed run claims it again. The claim
+    also marks the report queued, so the sweep does not publish it after its job arrived.
+    """
     report = WeeklyReport.objects.select_for_update().filter(pk=report_id).first()
     if report is None or report.status != ReportStatus.GENERATING:
         logger.info(
@@ -716,8 +769,20 @@ def _report_claim_generation(report_id: int) -> WeeklyReport | None:
             "missing" if report is None else f"status is {report.status}",
         )
         return None
+    started = report.generation_started_at
+    if started is not None and started > now - timedelta(seconds=GENERATION_RUN_SECONDS):
+        logger.info(
+            "detailed report %s not generated: a worker claimed it at %s",
+            report_id,
+            started.isoformat(),
+        )
+        return None
     report.generation_attempts += 1
-    report.save(update_fields=["generation_attempts"])
+    report.generation_started_at = now
+    report.generation_queued_at = report.generation_queued_at or now
+    report.save(
+        update_fields=["generation_attempts", "generation_started_at", "generation_queued_at"]
+    )
     return report
 
 
@@ -749,7 +814,7 @@ def report_generate_detailed(*, report_id: int, now: datetime) -> None:
     Never raises for a missing report; no transaction is held while the report is written (the
     LLM requests run between the claim and the final conditional UPDATE).
     """
-    report = _report_claim_generation(report_id)
+    report = _report_claim_generation(report_id, now=now)
     if report is None:
         return
     generating = WeeklyReport.objects.filter(pk=report_id, status=ReportStatus.GENERATING)

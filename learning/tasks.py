@@ -6,15 +6,20 @@ from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 from django.utils import timezone
 
-from learning.reports import report_generate_detailed
+from learning.reports import (
+    GENERATION_SOFT_TIME_LIMIT,
+    GENERATION_TIME_LIMIT,
+    report_generate_detailed,
+)
 
 
 @shared_task(
     base=DjangoTask,  # the app's default under Django; explicit so `delay_on_commit` is typed
     name="learning.generate_detailed_report",
     acks_late=True,
-    soft_time_limit=300,
+    soft_time_limit=GENERATION_SOFT_TIME_LIMIT,
+    time_limit=GENERATION_TIME_LIMIT,
 )
 def generate_detailed_report(report_id: int) -> None:
-    """Write the detailed report of `report_id` (idempotent: acts only on a GENERATING report)."""
+    """Write the detailed report of `report_id` (once per request, however delivered)."""
     report_generate_detailed(report_id=report_id, now=timezone.now())

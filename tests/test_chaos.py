@@ -7,6 +7,7 @@ below are correctness bounds (a request must not wait for an outage), not benchm
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -25,6 +26,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
+from duoniche.jobs import job_run
 from learning.models import ExerciseAttempt, ReportStatus, WeeklyReport
 from tests.exercises.factories import ExerciseFactory
 from tests.fakes.servers import RedisServer, black_hole, free_port, redis_server
@@ -273,30 +275,34 @@ def test_redis_killed_mid_traffic_no_endpoint_answers_5xx_and_the_cache_comes_ba
     assert attempts(traffic) == recorded + 1
 
 
-def test_redis_as_cache_and_broker_killed_only_a_publishing_request_answers_503(
+def test_redis_as_cache_and_broker_killed_no_endpoint_answers_5xx_and_nothing_is_stuck(
     client, own_redis, broker_on
 ):
     """Production shape: one Redis is the cache and the broker. While it is down, every endpoint
-    answers as without a cache, except a request that must queue a job (latest-detailed on a
-    report to generate): 503 `service_unavailable` JSON, the report as it was."""
+    answers as without a cache, and latest-detailed on a report to generate answers GENERATING:
+    the report waits for the sweep, which queues its job once Redis is back."""
     broker_on(own_redis.url)
     traffic = Traffic(client)
     traffic.reopen_report = True
     assert server_errors(traffic.round()) == []
 
-    own_redis.stop()
+    own_redis.stop()  # a crash: whatever was queued before is gone with it
     during = traffic.round()
 
-    assert [(o.name, o.status) for o in server_errors(during)] == [("latest-detailed", 503)]
-    assert WeeklyReport.objects.get(pk=traffic.report.pk).status == ReportStatus.FAILED
+    assert server_errors(during) == [], [(o.name, o.status) for o in server_errors(during)]
+    assert report_waiting(traffic.report)
 
     own_redis.start()
     time.sleep(1.1)  # REDIS_OUTAGE_RETRY_SECONDS: the cache tries Redis again
+    traffic.reopen_report = False  # the bot only asks for its status now
+    sweep = job_run("report_generation_sweep", force=True)
     after = traffic.round()
 
+    assert sweep.stats["queued"] == 1
     assert server_errors(after) == []
     assert WeeklyReport.objects.get(pk=traffic.report.pk).status == ReportStatus.GENERATING
-    assert redis_llen(own_redis.port, "duoniche") == 1  # queued once Redis is back
+    assert not report_waiting(traffic.report)
+    assert queued_report_ids(own_redis.port) == [traffic.report.pk]  # queued once Redis is back
 
 
 def test_a_black_holed_redis_does_not_hang_requests(client, settings):
@@ -348,12 +354,37 @@ def report_row(report: WeeklyReport) -> tuple[str, Any]:
     return WeeklyReport.objects.values_list("status", "status_changed_at").get(pk=report.pk)
 
 
-def test_broker_down_latest_detailed_answers_503_and_leaves_the_report_untouched(client, broker_on):
+def report_waiting(report: WeeklyReport) -> bool:
+    """GENERATING with its job not known to be queued (the sweep's work)."""
+    row = WeeklyReport.objects.values("status", "generation_queued_at").get(pk=report.pk)
+    return row["status"] == ReportStatus.GENERATING and row["generation_queued_at"] is None
+
+
+def queued_report_ids(port: int) -> list[int]:
+    """The report ids of the generation jobs waiting in the broker's default queue, oldest first."""
+    import redis
+
+    connection = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        raw = connection.lrange("duoniche", 0, -1)
+    finally:
+        connection.close()
+    ids = []
+    for item in reversed(raw):  # kombu pushes on the left
+        message = json.loads(item)
+        assert message["headers"]["task"] == "learning.generate_detailed_report"
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        ids.append(int(args[0]))
+    return ids
+
+
+def test_broker_down_latest_detailed_answers_generating_and_the_sweep_queues_it_once(
+    client, broker_on
+):
     profile = BotProfileFactory(bot_id="Bulgarian")
     report = WeeklyReportFactory(user=profile.user, bot_id="Bulgarian")
     path = f"/api/v1/users/{profile.user_id}/bots/Bulgarian/reports/latest-detailed"
-    before = report_row(report)
-    assert before[0] == ReportStatus.PENDING
+    assert report_row(report)[0] == ReportStatus.PENDING
 
     broker = RedisServer()  # not started yet: the broker is down
     try:
@@ -362,27 +393,74 @@ def test_broker_down_latest_detailed_answers_503_and_leaves_the_report_untouched
         response = client.get(path, **AUTH)
         elapsed = time.monotonic() - started
 
-        assert response.status_code == 503
-        assert response.json()["code"] == "service_unavailable"
-        assert report_row(report) == before  # not stuck in GENERATING for 30 minutes
-        assert elapsed < 5  # a web worker never hangs on the broker
-
-        broker.start()
-        response = client.get(path, **AUTH)
-
         assert response.status_code == 200
         assert response.json() == {"current_report_status": "GENERATING"}
+        assert report_waiting(report)  # recorded with the transition: nothing lost
+        assert elapsed < 5  # a web worker never hangs on the broker
+        # The sweep while the broker is still down queues nothing and loses nothing.
+        assert job_run("report_generation_sweep", force=True).stats["queued"] == 0
+        assert report_waiting(report)
+
+        broker.start()
+        response = client.get(path, **AUTH)  # asking again does not queue a second job
+        assert response.json() == {"current_report_status": "GENERATING"}
+        assert queued_report_ids(broker.port) == []
+
+        first = job_run("report_generation_sweep", force=True)
+        second = job_run("report_generation_sweep", force=True)
+
+        assert (first.outcome, first.stats["queued"]) == ("succeeded", 1)
+        assert (second.outcome, second.stats["queued"]) == ("succeeded", 0)
+        assert queued_report_ids(broker.port) == [report.pk]
+        assert not report_waiting(report)
         assert report_row(report)[0] == ReportStatus.GENERATING
-        queued = redis_llen(broker.port, "duoniche")
-        assert queued == 1
     finally:
         broker.cleanup()
 
 
-def test_a_black_holed_broker_fails_latest_detailed_fast(client, broker_on):
+def test_a_healthy_broker_gets_the_job_from_the_request_and_the_sweep_adds_none(client, broker_on):
     profile = BotProfileFactory(bot_id="Bulgarian")
     report = WeeklyReportFactory(user=profile.user, bot_id="Bulgarian")
-    before = report_row(report)
+    with redis_server() as broker:
+        broker_on(broker.url)
+        response = client.get(
+            f"/api/v1/users/{profile.user_id}/bots/Bulgarian/reports/latest-detailed", **AUTH
+        )
+
+        assert response.json() == {"current_report_status": "GENERATING"}
+        assert queued_report_ids(broker.port) == [report.pk]
+        assert not report_waiting(report)
+
+        assert job_run("report_generation_sweep", force=True).stats["queued"] == 0
+        assert queued_report_ids(broker.port) == [report.pk]
+
+
+def test_a_report_published_by_the_request_and_by_the_sweep_is_generated_once(client, broker_on):
+    """The request's process dies between its publish and its mark: the sweep publishes the job
+    again. Both messages are delivered; the report is written by one of them."""
+    from learning.tasks import generate_detailed_report
+
+    profile = BotProfileFactory(bot_id="Bulgarian")
+    report = WeeklyReportFactory(user=profile.user, bot_id="Bulgarian")
+    with redis_server() as broker:
+        broker_on(broker.url)
+        client.get(
+            f"/api/v1/users/{profile.user_id}/bots/Bulgarian/reports/latest-detailed", **AUTH
+        )
+        WeeklyReport.objects.filter(pk=report.pk).update(generation_queued_at=None)  # the crash
+        assert job_run("report_generation_sweep", force=True).stats["queued"] == 1
+        messages = queued_report_ids(broker.port)
+
+    assert messages == [report.pk, report.pk]
+    for report_id in messages:  # what the worker does with each delivery
+        generate_detailed_report.apply(args=(report_id,))
+    report.refresh_from_db()
+    assert (report.status, report.generation_attempts) == (ReportStatus.GENERATED, 1)
+
+
+def test_a_black_holed_broker_answers_latest_detailed_fast_and_the_report_waits(client, broker_on):
+    profile = BotProfileFactory(bot_id="Bulgarian")
+    report = WeeklyReportFactory(user=profile.user, bot_id="Bulgarian")
     with black_hole() as port:
         broker_on(f"redis://127.0.0.1:{port}/0")
         started = time.monotonic()
@@ -391,20 +469,10 @@ def test_a_black_holed_broker_fails_latest_detailed_fast(client, broker_on):
         )
         elapsed = time.monotonic() - started
 
-    assert response.status_code == 503
-    assert response.json()["code"] == "service_unavailable"
-    assert report_row(report) == before
+    assert response.status_code == 200
+    assert response.json() == {"current_report_status": "GENERATING"}
+    assert report_waiting(report)
     assert elapsed < 10
-
-
-def redis_llen(port: int, key: str) -> int:
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port)
-    try:
-        return int(client.llen(key))
-    finally:
-        client.close()
 
 
 # --- the database -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import datetime
 import re
 import threading
+import time
 from datetime import UTC, timedelta
 
 import psycopg
@@ -12,9 +13,11 @@ from django.test import Client
 from django.utils import timezone
 
 from duoniche.enums import ExerciseStatus, ExerciseType, ReportStatus
+from duoniche.jobs import JOBS, job_run
 from duoniche.telegram_html import visible_length
 from learning.models import WeeklyReport
 from learning.reports import (
+    GENERATION_RUN_SECONDS,
     MAX_LENGTH_FULL_REPORT,
     DetailedReportContext,
     IncorrectAttempt,
@@ -23,6 +26,7 @@ from learning.reports import (
     deterministic_detailed_report,
     period_summary,
     report_generate_detailed,
+    report_generation_sweep,
     report_text_finish,
     report_window,
 )
@@ -190,6 +194,9 @@ def test_pending_failed_and_stale_reports_move_to_generating_and_enqueue_one_job
     report.refresh_from_db()
     assert report.status_changed_at >= before
     assert report.generation_attempts == 1
+    # Its job arrived: nothing is left for the generation sweep.
+    assert report.generation_queued_at is not None
+    assert report.generation_started_at >= before
 
 
 def test_a_failed_report_is_regenerated(client, django_capture_on_commit_callbacks):
@@ -329,6 +336,99 @@ def test_a_duplicate_delivery_does_nothing(status):
     assert (report.status, report.full_report, report.generation_attempts) == (status, "kept", 0)
 
 
+def test_a_second_message_while_the_first_is_generating_does_nothing():
+    """The request's publish and a sweep may both queue a report's job: one of them writes it."""
+    started = timezone.now() - timedelta(minutes=1)
+    report = WeeklyReportFactory(
+        status=ReportStatus.GENERATING,
+        generation_queued_at=started,
+        generation_started_at=started,  # a worker is writing it right now
+        generation_attempts=1,
+    )
+
+    generate_detailed_report.delay(report.pk)
+
+    report.refresh_from_db()
+    assert (report.status, report.full_report, report.generation_attempts) == (
+        ReportStatus.GENERATING,
+        None,
+        1,
+    )
+    assert report.generation_started_at == started
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_at_once_write_the_report_once():
+    """Both messages of one request run at the same time (two workers): one writes the report.
+
+    Another session holds the attempts table, so the first delivery stays inside its generation
+    after its claim while the second arrives.
+    """
+    profile = BotProfileFactory()
+    report = WeeklyReportFactory(
+        user=profile.user, week_start_date=W1, status=ReportStatus.GENERATING
+    )
+    attempt(profile.user, at(W1), correct=False)
+    db = connection.settings_dict
+
+    def deliver():
+        try:
+            generate_detailed_report.apply(args=(report.pk,))
+        finally:
+            connection.close()
+
+    with psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432
+    ) as other:
+        other.execute("LOCK TABLE learning_exerciseattempt IN ACCESS EXCLUSIVE MODE")
+        first = threading.Thread(target=deliver)
+        first.start()
+        deadline = time.monotonic() + 10
+        while not WeeklyReport.objects.filter(
+            pk=report.pk, generation_started_at__isnull=False
+        ).exists():
+            assert time.monotonic() < deadline, "the first delivery never claimed the report"
+            time.sleep(0.02)
+        second = threading.Thread(target=deliver)
+        second.start()
+        second.join(timeout=5)  # skips at once; a second writer would wait for the lock
+        other.rollback()
+    first.join(timeout=30)
+    second.join(timeout=30)
+
+    report.refresh_from_db()
+    assert (report.status, report.generation_attempts) == (ReportStatus.GENERATED, 1)
+
+
+def test_a_redelivery_after_the_generation_time_limit_writes_the_report():
+    """A worker killed mid-generation: its redelivered message may claim the report again."""
+    started = timezone.now() - timedelta(seconds=GENERATION_RUN_SECONDS + 1)
+    report = WeeklyReportFactory(
+        status=ReportStatus.GENERATING,
+        generation_queued_at=started,
+        generation_started_at=started,
+        generation_attempts=1,
+    )
+
+    generate_detailed_report.delay(report.pk)
+
+    report.refresh_from_db()
+    assert (report.status, report.generation_attempts) == (ReportStatus.GENERATED, 2)
+    assert report.generation_started_at > started
+
+
+def test_the_job_marks_a_waiting_report_queued_when_it_claims_it():
+    report = WeeklyReportFactory(status=ReportStatus.GENERATING)
+    assert report.generation_queued_at is None
+
+    generate_detailed_report.delay(report.pk)
+
+    report.refresh_from_db()
+    assert report.status == ReportStatus.GENERATED
+    assert report.generation_queued_at is not None
+    assert report.generation_started_at is not None
+
+
 def test_a_missing_report_is_not_an_error():
     generate_detailed_report.delay(987_654_321)
 
@@ -372,6 +472,48 @@ def test_a_failure_marks_the_report_failed_and_it_can_be_asked_again(
     assert response.json() == {"current_report_status": "GENERATING"}
     report.refresh_from_db()
     assert (report.status, report.generation_attempts) == (ReportStatus.GENERATED, 2)
+
+
+# --- the generation sweep (the outbox) ---------------------------------------------------------
+
+
+def test_the_sweep_queues_the_oldest_waiting_reports_first_within_its_batch(settings):
+    """The (eager) test broker runs each queued job at once: queued reports get written."""
+    settings.REPORT_GENERATION_SWEEP_BATCH = 2
+    now = timezone.now()
+    waiting = [
+        WeeklyReportFactory(status=ReportStatus.GENERATING, status_changed_at=now - age)
+        for age in (timedelta(minutes=1), timedelta(minutes=3), timedelta(minutes=2))
+    ]
+    already_queued = WeeklyReportFactory(
+        status=ReportStatus.GENERATING,
+        status_changed_at=now - timedelta(minutes=9),
+        generation_queued_at=now - timedelta(minutes=9),
+    )
+    WeeklyReportFactory(status=ReportStatus.PENDING, status_changed_at=now - timedelta(days=1))
+
+    assert report_generation_sweep(now=now, dry_run=True) == {"waiting": 2, "queued": 0}
+    assert all(
+        r.generation_queued_at is None
+        for r in WeeklyReport.objects.filter(pk__in=[report.pk for report in waiting])
+    )
+
+    assert report_generation_sweep(now=now, dry_run=False) == {"waiting": 2, "queued": 2}
+
+    statuses = dict(WeeklyReport.objects.values_list("pk", "status"))
+    assert statuses[waiting[1].pk] == statuses[waiting[2].pk] == ReportStatus.GENERATED
+    assert statuses[waiting[0].pk] == ReportStatus.GENERATING  # the newest: the next run
+    assert statuses[already_queued.pk] == ReportStatus.GENERATING  # its job is on its way
+    assert report_generation_sweep(now=now, dry_run=False) == {"waiting": 1, "queued": 1}
+    assert report_generation_sweep(now=now, dry_run=False) == {"waiting": 0, "queued": 0}
+
+
+def test_the_sweep_is_a_registered_periodic_job():
+    outcome = job_run("report_generation_sweep")
+
+    assert outcome.outcome == "succeeded"
+    assert outcome.stats == {"waiting": 0, "queued": 0}
+    assert JOBS["report_generation_sweep"].interval_seconds() == 60
 
 
 # --- period summary -----------------------------------------------------------------------------
