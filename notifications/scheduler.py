@@ -38,7 +38,7 @@ import operator
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import reduce
+from functools import partial, reduce
 from typing import Any
 
 import sentry_sdk
@@ -90,6 +90,16 @@ DRY_RUN_SAMPLE = 20
 
 class NotificationSchedulerError(RuntimeError):
     """Some parts failed (the others ran); raised at the end so the run is recorded as failed."""
+
+
+def _count_outcomes(stats: dict[str, Any], batch: PreparedBatch) -> None:
+    """A part's stats after its send: how many rows were enqueued, failed or skipped."""
+    for status in (
+        NotificationStatus.ENQUEUED,
+        NotificationStatus.FAILED,
+        NotificationStatus.SKIPPED,
+    ):
+        stats[status.value] = batch.count(status)
 
 
 def _unix(moment: datetime) -> int:
@@ -249,14 +259,6 @@ def _deliver(
         assert on_enqueued is not None
         stats["written"] += on_enqueued(keys)
 
-    def sent(batch: PreparedBatch) -> None:
-        for status in (
-            NotificationStatus.ENQUEUED,
-            NotificationStatus.FAILED,
-            NotificationStatus.SKIPPED,
-        ):
-            stats[status.value] = batch.count(status)
-
     if not drafts:
         stats.update(new=0, retried=0, duplicates=0)
         return stats
@@ -265,7 +267,7 @@ def _deliver(
             drafts=drafts,
             now=now,
             on_enqueued=written if on_enqueued is not None else None,
-            on_sent=sent,
+            on_sent=partial(_count_outcomes, stats),
         )
     stats.update(new=len(batch.new), retried=len(batch.retried), duplicates=batch.duplicates)
     return stats
@@ -506,21 +508,13 @@ def failed_notifications_retry(*, now: datetime, dry_run: bool) -> dict[str, Any
             sent=[resend[key] for key in keys], profiles=profiles, now=now
         )
 
-    def sent(batch: PreparedBatch) -> None:
-        for status in (
-            NotificationStatus.ENQUEUED,
-            NotificationStatus.FAILED,
-            NotificationStatus.SKIPPED,
-        ):
-            stats[status.value] = batch.count(status)
-
     if resend:
         with transaction.atomic():
             batch = notification_retry_many(
                 log_ids=[log.pk for log in resend.values()],
                 now=now,
                 on_enqueued=follow_up,
-                on_sent=sent,
+                on_sent=partial(_count_outcomes, stats),
             )
         stats["retried"] = len(batch.retried)
     return stats
