@@ -99,7 +99,7 @@ class UserByTelegramIdApi(BotAPIView):
                 OpenApiParameter.QUERY,
                 min_length=0,
                 required=False,
-                description="A configured bot id; absent (or empty): the most recently used profile",
+                description="A configured bot id; absent or empty: the most recently used profile",
             ),
         ],
         responses={
