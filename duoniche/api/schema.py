@@ -10,7 +10,7 @@ Path and query parameters are declared with the limits the server enforces.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -142,9 +142,12 @@ def error_responses(
     return {status: _response(status, codes[status]) for status in sorted(codes)}
 
 
+Location = Literal["path", "query"]
+
+
 def id_parameter(
     name: str,
-    location: str = OpenApiParameter.PATH,
+    location: Location = OpenApiParameter.PATH,
     *,
     minimum: int | None = 1,
     required: bool = True,
@@ -159,7 +162,7 @@ def id_parameter(
 
 def text_parameter(
     name: str,
-    location: str = OpenApiParameter.PATH,
+    location: Location = OpenApiParameter.PATH,
     *,
     min_length: int = 1,
     max_length: int | None = None,
