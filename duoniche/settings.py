@@ -265,6 +265,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "PREPROCESSING_HOOKS": ["duoniche.api.routing.keep_canonical_paths"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "duoniche.api.schema.add_error_components",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
 }
 

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from duoniche import metrics
+from duoniche.api.schema import BOT_ID, error_responses, id_parameter, text_parameter
 from duoniche.api.views import BotAPIView, drop_none
 from duoniche.durations import format_iso_duration
 from duoniche.languages import get_language
@@ -32,8 +33,10 @@ from learning.services import (
 
 logger = logging.getLogger(__name__)
 
-USER_ID = OpenApiParameter("user_id", int, OpenApiParameter.PATH)
-BOT_ID = OpenApiParameter("bot_id", str, OpenApiParameter.PATH, description="Bulgarian, Serbian")
+#: A user id in the path: at least 1 (less answers 422), or any id where an unknown one is a 404.
+USER_ID = id_parameter("user_id")
+ANY_USER_ID = id_parameter("user_id", minimum=None)
+NEXT_ACTION_ERRORS = {400: ["user_not_found"]}
 
 
 def user_response(user: TelegramUser, profile: BotProfile) -> dict[str, Any]:
@@ -65,7 +68,10 @@ class UserEnsureApi(BotAPIView):
     @extend_schema(
         operation_id="users_ensure",
         request=schemas.UserEnsureRequest,
-        responses={200: schemas.UserResponse},
+        responses={
+            200: schemas.UserResponse,
+            **error_responses({400: ["invalid_target_language"]}, body=True),
+        },
     )
     def put(self, request: Request) -> Response:
         _, _, body = self.validated(request)
@@ -86,8 +92,22 @@ class UserByTelegramIdApi(BotAPIView):
 
     @extend_schema(
         operation_id="users_by_telegram_id",
-        parameters=[OpenApiParameter("bot_id", str, OpenApiParameter.QUERY, required=False)],
-        responses={200: schemas.UserResponse},
+        parameters=[
+            text_parameter("telegram_id", max_length=64),
+            text_parameter(
+                "bot_id",
+                OpenApiParameter.QUERY,
+                min_length=0,
+                required=False,
+                description="A configured bot id; absent or empty: the most recently used profile",
+            ),
+        ],
+        responses={
+            200: schemas.UserResponse,
+            **error_responses(
+                {400: ["invalid_bot_id"], 404: ["user_not_found", "profile_not_found"]}
+            ),
+        },
     )
     def get(self, request: Request, telegram_id: str) -> Response:
         path, query, _ = self.validated(request, telegram_id=telegram_id)
@@ -105,9 +125,15 @@ class UserUpdateApi(BotAPIView):
 
     @extend_schema(
         operation_id="users_update",
-        parameters=[USER_ID],
+        parameters=[ANY_USER_ID],
         request=schemas.UserUpdateRequest,
-        responses={200: schemas.UserResponse},
+        responses={
+            200: schemas.UserResponse,
+            **error_responses(
+                {400: ["invalid_target_language"], 404: ["user_not_found", "profile_not_found"]},
+                body=True,
+            ),
+        },
     )
     def put(self, request: Request, user_id: str) -> Response:
         path, _, body = self.validated(request, user_id=user_id)
@@ -132,7 +158,13 @@ class ProfileBlockApi(BotAPIView):
         operation_id="profiles_block",
         parameters=[USER_ID, BOT_ID],
         request=schemas.BlockRequest,
-        responses={200: schemas.StatusOk},
+        responses={
+            200: schemas.StatusOk,
+            **error_responses(
+                {400: ["profile_not_found"], 404: ["user_not_found"], 422: ["invalid_bot_id"]},
+                body=True,
+            ),
+        },
     )
     def post(self, request: Request, user_id: str, bot_id: str) -> Response:
         path, _, body = self.validated(request, user_id=user_id, bot_id=bot_id)
@@ -154,7 +186,13 @@ class SessionRemindersApi(BotAPIView):
         operation_id="profiles_session_reminders",
         parameters=[USER_ID, BOT_ID],
         request=schemas.SessionRemindersRequest,
-        responses={200: schemas.SessionRemindersResponse},
+        responses={
+            200: schemas.SessionRemindersResponse,
+            **error_responses(
+                {404: ["user_not_found", "profile_not_found"], 422: ["invalid_bot_id"]},
+                body=True,
+            ),
+        },
     )
     def put(self, request: Request, user_id: str, bot_id: str) -> Response:
         path, _, body = self.validated(request, user_id=user_id, bot_id=bot_id)
@@ -178,9 +216,12 @@ class PreferencesApi(BotAPIView):
 
     @extend_schema(
         operation_id="profiles_preferences",
-        parameters=[USER_ID, BOT_ID],
+        parameters=[ANY_USER_ID, BOT_ID],
         request=schemas.PreferencesRequest,
-        responses={200: schemas.PreferencesResponse},
+        responses={
+            200: schemas.PreferencesResponse,
+            **error_responses({404: ["profile_not_found"], 422: ["invalid_bot_id"]}, body=True),
+        },
     )
     def put(self, request: Request, user_id: str, bot_id: str) -> Response:
         path, _, body = self.validated(request, user_id=user_id, bot_id=bot_id)
@@ -222,7 +263,10 @@ class NextActionApi(BotAPIView):
     @extend_schema(
         operation_id="profiles_next_action",
         parameters=[USER_ID, BOT_ID],
-        responses={200: schemas.NextActionSchema},
+        responses={
+            200: schemas.NextActionSchema,
+            **error_responses({**NEXT_ACTION_ERRORS, 422: ["invalid_bot_id"]}),
+        },
     )
     def get(self, request: Request, user_id: str, bot_id: str) -> Response:
         path, _, _ = self.validated(request, user_id=user_id, bot_id=bot_id)
@@ -236,7 +280,7 @@ class LegacyNextActionApi(BotAPIView):
     @extend_schema(
         operation_id="users_next_action_legacy",
         parameters=[USER_ID],
-        responses={200: schemas.NextActionSchema},
+        responses={200: schemas.NextActionSchema, **error_responses(NEXT_ACTION_ERRORS)},
         deprecated=True,
     )
     def get(self, request: Request, user_id: str) -> Response:

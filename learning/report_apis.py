@@ -7,9 +7,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from duoniche.api.schema import BOT_ID, error_responses
 from duoniche.api.views import BotAPIView
 from learning import report_schemas
-from learning.apis import BOT_ID, USER_ID, require_bot
+from learning.apis import USER_ID, require_bot
 from learning.reports import report_request_detailed
 
 
@@ -19,7 +20,13 @@ class LatestDetailedReportApi(BotAPIView):
     @extend_schema(
         operation_id="reports_latest_detailed",
         parameters=[USER_ID, BOT_ID],
-        responses={200: report_schemas.ReportStatusResponse},
+        responses={
+            200: report_schemas.ReportStatusResponse,
+            # 503 also when the job queue is unreachable: the report is left as it was.
+            **error_responses(
+                {404: ["profile_not_found", "report_not_found"], 422: ["invalid_bot_id"]}
+            ),
+        },
     )
     def get(self, request: Request, user_id: str, bot_id: str) -> Response:
         path, _, _ = self.validated(request, user_id=user_id, bot_id=bot_id)

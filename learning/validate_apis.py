@@ -5,18 +5,27 @@ from __future__ import annotations
 import logging
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from duoniche import metrics
+from duoniche.api.schema import error_responses, id_parameter
 from duoniche.api.views import BotAPIView, drop_none
 from learning import validate_schemas as schemas
 from learning.validation import attempt_validate
 
 logger = logging.getLogger(__name__)
 
-EXERCISE_ID = OpenApiParameter("exercise_id", int, OpenApiParameter.PATH)
+EXERCISE_ID = id_parameter("exercise_id")
+VALIDATE_ERRORS = error_responses(
+    {
+        404: ["exercise_not_found", "profile_not_found"],
+        422: ["answer_type_mismatch", "answer_shape_invalid", "answer_not_in_options"],
+        500: ["exercise_language_unconfigured"],
+    },
+    body=True,
+)
 
 
 def validation_response(
@@ -39,7 +48,7 @@ class ExerciseValidateApi(BotAPIView):
         operation_id="exercises_validate",
         parameters=[EXERCISE_ID],
         request=schemas.ValidateRequest,
-        responses={200: schemas.ValidationResultSchema},
+        responses={200: schemas.ValidationResultSchema, **VALIDATE_ERRORS},
     )
     def post(self, request: Request, exercise_id: str) -> Response:
         path, _, body = self.validated(request, exercise_id=exercise_id)
@@ -54,7 +63,7 @@ class LegacyExerciseValidateApi(BotAPIView):
     @extend_schema(
         operation_id="exercises_validate_legacy",
         request=schemas.LegacyValidateRequest,
-        responses={200: schemas.ValidationResultSchema},
+        responses={200: schemas.ValidationResultSchema, **VALIDATE_ERRORS},
         deprecated=True,
     )
     def post(self, request: Request) -> Response:

@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from duoniche.api.schema import error_responses, id_parameter, text_parameter
 from duoniche.api.views import BotAPIView
 from notifications import schemas
 from notifications.relevance import notification_is_relevant
@@ -19,11 +20,12 @@ class NotificationRelevanceApi(BotAPIView):
     @extend_schema(
         operation_id="notifications_relevance",
         parameters=[
-            OpenApiParameter("task_id", str, OpenApiParameter.PATH),
-            OpenApiParameter("bot_id", str, OpenApiParameter.QUERY, required=True),
-            OpenApiParameter("user_id", int, OpenApiParameter.QUERY, required=True),
+            text_parameter("task_id", max_length=64),
+            text_parameter("bot_id", OpenApiParameter.QUERY, min_length=0),
+            # Any integer: an unknown learner (0 or negative too) is simply not relevant.
+            id_parameter("user_id", OpenApiParameter.QUERY, minimum=None),
         ],
-        responses={200: schemas.RelevanceResponse},
+        responses={200: schemas.RelevanceResponse, **error_responses()},
     )
     def get(self, request: Request, task_id: str) -> Response:
         path, query, _ = self.validated(request, task_id=task_id)

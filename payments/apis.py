@@ -9,19 +9,16 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from duoniche.api.schema import BOT_ID, error_responses, id_parameter, text_parameter
 from duoniche.api.views import BotAPIView
 from payments import schemas
 from payments.services import payment_invoice_details, payment_process
 
-SOURCE = OpenApiParameter(
-    "source", str, OpenApiParameter.PATH, description="session_unlock, report_donation"
-)
-USER_ID = OpenApiParameter("user_id", int, OpenApiParameter.PATH)
-BOT_ID = OpenApiParameter("bot_id", str, OpenApiParameter.PATH, description="Bulgarian, Serbian")
-ITEM_ID = OpenApiParameter(
+SOURCE = text_parameter("source", max_length=50, description="session_unlock, report_donation")
+ITEM_ID = id_parameter(
     "item_id",
-    int,
     OpenApiParameter.QUERY,
+    minimum=None,
     required=False,
     description="The report id; required for report_donation",
 )
@@ -36,8 +33,21 @@ class InvoiceDetailsApi(BotAPIView):
 
     @extend_schema(
         operation_id="payments_invoice_details",
-        parameters=[SOURCE, USER_ID, BOT_ID, ITEM_ID],
-        responses={200: schemas.TelegramPayment},
+        parameters=[SOURCE, id_parameter("user_id"), BOT_ID, ITEM_ID],
+        responses={
+            200: schemas.TelegramPayment,
+            **error_responses(
+                {
+                    400: [
+                        "profile_not_found",
+                        "item_id_required",
+                        "report_not_found",
+                        "unsupported_payment_source",
+                    ],
+                    422: ["invalid_bot_id"],
+                }
+            ),
+        },
     )
     def get(self, request: Request, source: str, user_id: str, bot_id: str) -> Response:
         path, query, _ = self.validated(request, source=source, user_id=user_id, bot_id=bot_id)
@@ -57,7 +67,24 @@ class PaymentProcessApi(BotAPIView):
     @extend_schema(
         operation_id="payments_process",
         request=schemas.PaymentProcessRequest,
-        responses={200: schemas.PaymentProcessResponse},
+        responses={
+            200: schemas.PaymentProcessResponse,
+            **error_responses(
+                {
+                    400: [
+                        "invalid_payload",
+                        "invalid_payload_signature",
+                        "unsigned_payload",
+                        "invalid_currency",
+                        "invalid_amount",
+                        "user_not_found",
+                        "report_not_found",
+                        "profile_not_found",
+                    ]
+                },
+                body=True,
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         _, _, body = self.validated(request)

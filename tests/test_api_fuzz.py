@@ -2,6 +2,8 @@
 
 Schemathesis generates requests from our OpenAPI document (valid and invalid ones) and sends
 them through the real WSGI application and database; bounded to 50 examples per operation.
+Every answer's status must be declared for its operation and its body must fit the declared
+schema, errors included (`ErrorBody` with the operation's codes, the 422 list).
 A second run turns generated bodies into hostile ones (deep nesting, huge numbers and bodies,
 lone surrogates, NUL, oversized stored JSON) on every operation that takes a body.
 """
@@ -20,6 +22,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
+    status_code_conformance,
 )
 
 from duoniche.wsgi import application
@@ -51,13 +54,19 @@ def _keep_the_test_connection():
 def test_api_never_fails_and_keeps_its_contract(case):
     case.call_and_validate(
         headers={"Authorization": "Bearer test-token"},
-        checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            response_schema_conformance,
+            content_type_conformance,
+        ],
     )
 
 
 # --- Hostile bodies on every body operation ------------------------------------------------
 # Each schema-generated body is turned into one of the cheap attacks of the hostile-input
-# suite (tests/test_hostile_input.py); the answer must be a JSON 4xx whatever else was drawn.
+# suite (tests/test_hostile_input.py); the answer must be a declared JSON 4xx whatever else
+# was drawn.
 
 BODY_OPERATIONS = [
     operation
@@ -134,7 +143,10 @@ def test_hostile_bodies_never_fail(operation, attack, data):
         data=make(body),
     )
 
-    case.validate_response(response, checks=[not_a_server_error])
+    case.validate_response(
+        response,
+        checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+    )
     assert response.headers["content-type"] == ["application/json"]
     assert set(response.json()) >= {"detail"}
     if always_refused:
