@@ -216,7 +216,7 @@ class PreferencesApi(BotAPIView):
 
     @extend_schema(
         operation_id="profiles_preferences",
-        parameters=[ANY_USER_ID, BOT_ID],
+        parameters=[USER_ID, BOT_ID],
         request=schemas.PreferencesRequest,
         responses={
             200: schemas.PreferencesResponse,

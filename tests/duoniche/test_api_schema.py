@@ -196,6 +196,7 @@ POSITIVE_USER_ID = [
     ("get", "/api/v1/users/{user_id}/next_action/"),
     ("post", "/api/v1/users/{user_id}/bots/{bot_id}/block"),
     ("put", "/api/v1/users/{user_id}/bots/{bot_id}/preferences/session_reminders"),
+    ("put", "/api/v1/users/{user_id}/bots/{bot_id}/preferences"),
     ("get", "/api/v1/users/{user_id}/bots/{bot_id}/reports/latest-detailed"),
     ("get", "/api/v1/payments/invoice-details/{source}/users/{user_id}/bots/{bot_id}"),
 ]
@@ -212,7 +213,6 @@ def test_user_ids_in_these_paths_are_at_least_1(document, key):
     ("key", "name"),
     [
         (("put", "/api/v1/users/{user_id}"), "user_id"),
-        (("put", "/api/v1/users/{user_id}/bots/{bot_id}/preferences"), "user_id"),
         # An unknown learner, 0 and negative ids too, is simply not relevant (200).
         (("get", "/api/v1/notifications/{task_id}/relevance"), "user_id"),
         (
