@@ -10,10 +10,12 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django_prometheus.exports import ExportToDjangoView
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
@@ -35,9 +37,16 @@ def _json_error(detail: str, code: str, status: int) -> JsonResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """handler400: an unknown Host header, a malformed request line and other refused requests."""
+    """handler400: an unknown Host header, a body over the upload limit read by a middleware,
+    and other refused requests."""
     if _for_staff(request):
         return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return _json_error(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            "request_too_large",
+            413,
+        )
     return _json_error("The request was refused (check the Host header).", "bad_request", 400)
 
 
@@ -81,6 +90,7 @@ def _features() -> dict[str, str]:
     }
 
 
+@csrf_exempt
 @never_cache
 @_get_only
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -105,6 +115,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "checks": {"database": "ok"}, "features": _features()})
 
 
+@csrf_exempt
 @never_cache
 @_get_only
 def metrics(request: HttpRequest) -> HttpResponse:

@@ -5,10 +5,15 @@ checked before the bot, ids below 1 are 422 lists, an unknown learner is simply 
 OPTIONS and HEAD are 405, and errors under /api/, /healthz and /metrics are JSON whatever fails.
 """
 
+import json
+
 import pytest
+from django.core.exceptions import RequestDataTooBig
+from django.test import Client
 from django.urls import get_resolver
 
 from duoniche.api.routing import CANONICAL_PATHS
+from duoniche.service_views import bad_request
 from tests.learning.factories import BotProfileFactory, TelegramUserFactory
 from tests.notifications.factories import NotificationLogFactory
 
@@ -182,3 +187,24 @@ def test_wrong_methods_on_machine_endpoints_are_a_json_405(client, path, method)
 
     assert _is_json_error(response, 405, "method_not_allowed")
     assert "GET" in response["Allow"]
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/metrics/"])
+def test_a_post_to_a_machine_endpoint_is_405_even_with_csrf_checks(path):
+    # The test client skips CSRF checks unless asked; a real client gets them.
+    client = Client(enforce_csrf_checks=True)
+
+    response = client.post(path, data="x", content_type="text/plain")
+
+    assert _is_json_error(response, 405, "method_not_allowed")
+
+
+def test_a_body_too_large_outside_the_api_views_is_a_json_413(rf):
+    # A middleware that reads a form body (CSRF, on a view that is not exempt) raises this
+    # before any view: Django then calls handler400.
+    request = rf.post("/api/v1/users/", data={"field": "x"})
+
+    response = bad_request(request, RequestDataTooBig("too big"))
+
+    assert response.status_code == 413
+    assert json.loads(response.content)["code"] == "request_too_large"
