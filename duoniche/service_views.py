@@ -14,6 +14,7 @@ from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django_prometheus.exports import ExportToDjangoView
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
@@ -81,6 +82,9 @@ def _features() -> dict[str, str]:
     }
 
 
+# Exempt from CSRF: these read-only machine endpoints take no form, and the CSRF check would
+# answer a wrong method with an HTML 403 before `_get_only` can answer its JSON 405.
+@csrf_exempt
 @never_cache
 @_get_only
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -105,6 +109,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "checks": {"database": "ok"}, "features": _features()})
 
 
+@csrf_exempt
 @never_cache
 @_get_only
 def metrics(request: HttpRequest) -> HttpResponse:
