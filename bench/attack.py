@@ -1039,6 +1039,10 @@ def main() -> None:
     with tempfile.NamedTemporaryFile(prefix="duoniche-attack-", suffix=".log", delete=False) as log:
         tallies, checks, duplicated = run(args, log)
     ok = print_report(tallies, checks, duplicated, verbose=args.verbose)
+    if ok:
+        Path(log.name).unlink()
+    else:
+        print(f"server log kept: {log.name}")
     if not args.keep_database:
         from django.db import connections
 
