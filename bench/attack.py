@@ -479,7 +479,7 @@ def hostile_bodies(endpoint: BodyEndpoint) -> list[tuple[str, bytes]]:
 
 #: A request line over gunicorn's `limit_request_line` (4,094 bytes) is refused by gunicorn itself
 #: with an HTML 400 before Django sees it: counted, but not held to the JSON rule.
-GUNICORN = {"json": False}
+GUNICORN: dict[str, Any] = {"json": False}
 
 
 def hostile_requests(world: World) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -488,7 +488,7 @@ def hostile_requests(world: World) -> list[tuple[str, str, str, dict[str, Any]]]
     huge = "9" * 30
     base = f"/api/v1/users/{user_id}/bots/{BOT}"
     relevance = f"/api/v1/notifications/t1/relevance?bot_id={BOT}"
-    requests = [
+    requests: list[tuple[str, str, str, dict[str, Any]]] = [
         ("by-telegram-id %00", "GET", f"/api/v1/users/by-telegram-id/{telegram_id}%00", {}),
         ("by-telegram-id 4,000 digits", "GET", "/api/v1/users/by-telegram-id/" + "1" * 4000, {}),
         (
@@ -753,10 +753,10 @@ def phase_duplicates(world: World, copies: int) -> tuple[Tally, int]:
     tally.add("invoice-details", answer_)
     if details is not None:
         body = json.dumps(payment_body(details, "dup-charge-1")).encode()
-        for answer in at_once(
+        for paid in at_once(
             copies, lambda: http(world.port, "POST", "/api/v1/payments/process", body)
         ):
-            tally.add("payments/process same charge ×8", answer)
+            tally.add(f"payments/process same charge ×{copies}", paid)
         rows = Payment.objects.filter(telegram_payment_charge_id="dup-charge-1").count()
         if rows != 1:
             tally.finding(f"same charge id ×{copies}: {rows} payment rows")
@@ -769,7 +769,7 @@ def phase_duplicates(world: World, copies: int) -> tuple[Tally, int]:
     path = f"/api/v1/exercises/{exercise_id}/validate/"
     before = ExerciseAttempt.objects.filter(user_id=user_id, exercise_id=exercise_id).count()
     for result in at_once(copies, lambda: http(world.port, "POST", path, body)):
-        tally.add("validate same submission ×8", result)
+        tally.add(f"validate same submission ×{copies}", result)
     rows = ExerciseAttempt.objects.filter(user_id=user_id, exercise_id=exercise_id).count() - before
     if rows != 1:
         tally.finding(f"same validate submission ×{copies}: {rows} attempts")
@@ -778,7 +778,7 @@ def phase_duplicates(world: World, copies: int) -> tuple[Tally, int]:
     telegram_id = world.next_telegram_id()
     body = json.dumps(user_body(telegram_id)).encode()
     for result in at_once(copies, lambda: http(world.port, "PUT", "/api/v1/users/", body)):
-        tally.add("first PUT users/ ×8", result)
+        tally.add(f"first PUT users/ ×{copies}", result)
     users = TelegramUser.objects.filter(telegram_id=telegram_id).count()
     profiles = BotProfile.objects.filter(user__telegram_id=telegram_id, bot_id=BOT).count()
     if (users, profiles) != (1, 1):
