@@ -311,30 +311,52 @@ def report(phase: Phase, floor: float | None, label: str) -> float:
 # --- server -----------------------------------------------------------------------------------
 
 
-def start_server(args: argparse.Namespace, workers: int) -> subprocess.Popen[bytes]:
+def start_server(
+    args: argparse.Namespace,
+    workers: int,
+    *,
+    env: dict[str, str] | None = None,
+    probe: str = "/healthz",
+    any_status: bool = False,
+    output: Any = None,
+) -> subprocess.Popen[bytes]:
+    """gunicorn on 127.0.0.1:`args.port`, returned once `probe` answers 200 (any HTTP status with
+    `any_status`, for a server whose database is meant to be unreachable)."""
+    import urllib.error
+    import urllib.request
+
     gunicorn = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(
         [str(gunicorn), "duoniche.wsgi:application", "--bind", f"127.0.0.1:{args.port}",
          "--workers", str(workers), "--log-level", "warning"],
         cwd=ROOT,
-        env=server_env(args),
+        env=env or server_env(args),
+        stdout=output,
+        stderr=output,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    import urllib.request
-
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{args.port}/healthz", timeout=2):
+            with urllib.request.urlopen(f"http://127.0.0.1:{args.port}{probe}", timeout=2):
                 return process
+        except urllib.error.HTTPError:
+            if any_status:
+                return process
+            time.sleep(0.5)
         except OSError:
             time.sleep(0.5)
     process.kill()
-    raise SystemExit("gunicorn did not answer /healthz within 60 s")
+    process.wait(timeout=10)
+    raise SystemExit(f"gunicorn did not answer {probe} within 60 s")
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def vacuum() -> None:

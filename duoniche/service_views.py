@@ -90,6 +90,8 @@ def _features() -> dict[str, str]:
     }
 
 
+# Exempt from CSRF: these read-only machine endpoints take no form, and the CSRF check would
+# answer a wrong method with an HTML 403 before `_get_only` can answer its JSON 405.
 @csrf_exempt
 @never_cache
 @_get_only
