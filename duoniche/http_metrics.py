@@ -4,16 +4,18 @@ Every label comes from a closed set, so a caller cannot mint series: `handler` i
 route template of the resolved URL name (`/api/v1/users/{user_id}` for both slash forms), one
 template per operator endpoint, `/admin/` for the whole admin and `none` for anything unmatched
 (including the JSON 404 catch-all under `/api/v1/`); `method` is a standard HTTP method or
-`other`; `status` is the group (`2xx`, `4xx`, ...). The per-request cost is a dict lookup on the
-resolver's result (no regex) and five metric updates. The metrics are module-level, so in
-multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`) every process writes its own files and `/metrics`
-aggregates them. django-prometheus' own `django_http_*` metrics are kept alongside.
+`other`; `status` is the group (`2xx`, `4xx`, ...). The per-request cost is two dict lookups
+(the resolver's result, then the cached series) and five metric updates. The metrics are
+module-level, so in multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`) every process writes its own
+files and `/metrics` aggregates them. django-prometheus' own `django_http_*` metrics are kept
+alongside.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import ResolverMatch
@@ -50,6 +52,24 @@ def _content_length(request: HttpRequest) -> int:
         return 0
 
 
+#: The metric children of each (handler, method, status) seen: every label is from a closed set,
+#: so this stays small, and a request costs one dict lookup instead of five `labels()` calls.
+_SERIES: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
+
+
+def _series(handler: str, method: str, status: str) -> tuple[Any, Any, Any, Any]:
+    key = (handler, method, status)
+    series = _SERIES.get(key)
+    if series is None:
+        series = _SERIES[key] = (
+            metrics.http_requests.labels(handler=handler, method=method, status=status),
+            metrics.http_request_size.labels(handler=handler),
+            metrics.http_response_size.labels(handler=handler),
+            metrics.http_request_duration.labels(handler=handler, method=method),
+        )
+    return series
+
+
 class HttpMetricsMiddleware:
     """Record `http_requests_total`, the size summaries and the duration histograms."""
 
@@ -62,12 +82,13 @@ class HttpMetricsMiddleware:
         duration = time.perf_counter() - started
         handler = route_handler(getattr(request, "resolver_match", None))
         method = request.method if request.method in METHODS else "other"
-        metrics.http_requests.labels(
-            handler=handler, method=method, status=f"{response.status_code // 100}xx"
-        ).inc()
-        metrics.http_request_size.labels(handler=handler).observe(_content_length(request))
+        requests, request_size, response_size, request_duration = _series(
+            handler, method, f"{response.status_code // 100}xx"
+        )
+        requests.inc()
+        request_size.observe(_content_length(request))
         size = 0 if response.streaming else len(response.content)  # type: ignore[attr-defined]
-        metrics.http_response_size.labels(handler=handler).observe(size)
-        metrics.http_request_duration.labels(handler=handler, method=method).observe(duration)
+        response_size.observe(size)
+        request_duration.observe(duration)
         metrics.http_request_duration_highr.observe(duration)
         return response
