@@ -97,54 +97,19 @@ class PooledClientRedisCacheClient(RedisCacheClient):
     # Each: skip while the breaker is open; on an outage error, open it and answer as empty.
 
     def add(self, key: Any, value: Any, timeout: Any) -> bool:
-        if self._retry_at and self.is_skipping:
-            return True
-        try:
-            added = bool(super().add(key, value, timeout))
-        except OUTAGE_ERRORS as exc:
-            self._failed(exc)
-            return True
-        if self._retry_at:
-            self._answered()
-        return added
+        return bool(self._degraded("add", True, key, value, timeout))
 
     def get(self, key: Any, default: Any) -> Any:
-        if self._retry_at and self.is_skipping:
-            return default
-        try:
-            value = super().get(key, default)
-        except OUTAGE_ERRORS as exc:
-            self._failed(exc)
-            return default
-        if self._retry_at:
-            self._answered()
-        return value
+        return self._degraded("get", default, key, default)
 
     def set(self, key: Any, value: Any, timeout: Any) -> None:
-        if self._retry_at and self.is_skipping:
-            return
-        try:
-            super().set(key, value, timeout)
-        except OUTAGE_ERRORS as exc:
-            self._failed(exc)
-            return
-        if self._retry_at:
-            self._answered()
+        self._degraded("set", None, key, value, timeout)
 
     def touch(self, key: Any, timeout: Any) -> bool:
         return bool(self._degraded("touch", False, key, timeout))
 
     def delete(self, key: Any) -> bool:
-        if self._retry_at and self.is_skipping:
-            return False
-        try:
-            deleted = bool(super().delete(key))
-        except OUTAGE_ERRORS as exc:
-            self._failed(exc)
-            return False
-        if self._retry_at:
-            self._answered()
-        return deleted
+        return bool(self._degraded("delete", False, key))
 
     def get_many(self, keys: Iterable[Any]) -> dict[Any, Any]:
         return dict(self._degraded("get_many", {}, keys))
