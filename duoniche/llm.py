@@ -23,22 +23,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone
-from langchain_core.exceptions import OutputParserException
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from duoniche import metrics
 from duoniche.enums import LLMPurpose
 from duoniche.models import LLMCall
+
+if TYPE_CHECKING:
+    # LangChain and the OpenAI SDK take over a second to import: every process that loads the
+    # apps (each manage.py command, each web worker) would pay it. They are imported where a model
+    # is built or called instead.
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,8 @@ class Prompt(Generic[Output]):
         return f"{self.id}@{self.version}"
 
     def messages(self, values: Mapping[str, str]) -> list[BaseMessage]:
+        from langchain_core.messages import HumanMessage, SystemMessage
+
         return [
             SystemMessage(content=self.system.format_map(values)),
             HumanMessage(content=self.user.format_map(values)),
@@ -112,11 +117,13 @@ class ChatModelConfig:
     max_retries: int
 
 
-ChatModelFactory = Callable[[ChatModelConfig], BaseChatModel]
+ChatModelFactory = Callable[[ChatModelConfig], "BaseChatModel"]
 
 
 def openai_chat_model(config: ChatModelConfig) -> BaseChatModel:
     """`ChatOpenAI` for OpenAI, or for an OpenAI-compatible server when a base URL is set."""
+    from langchain_openai import ChatOpenAI
+
     kwargs: dict[str, Any] = {
         "model": config.model,
         "api_key": SecretStr(config.api_key or PLACEHOLDER_API_KEY),
@@ -327,6 +334,8 @@ def _is_bad_output(error: BaseException) -> bool:
     The SDK validates `json_schema` content against the schema while reading the response, so
     unparsable or invalid output can surface as an exception of the call itself.
     """
+    from langchain_core.exceptions import OutputParserException
+
     return isinstance(error, ValidationError | OutputParserException)
 
 
