@@ -37,6 +37,7 @@ from learning.reports import (
     weekly_reports_create,
 )
 from notifications.producer import NotificationDraft, PreparedBatch, notification_prepare_many
+from notifications.scheduler import reports_mark_short_notified
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +137,7 @@ def weekly_reports_notify(*, week_start: date, now: datetime) -> dict[str, int]:
 def _mark_notified(keys: list[str], *, drafts: dict[str, NotificationDraft], now: datetime) -> None:
     """After a successful enqueue: `short_notified_at = now` where it is still null."""
     report_ids = [drafts[key].metadata["report_id"] for key in keys if key in drafts]
-    WeeklyReport.objects.filter(pk__in=report_ids, short_notified_at__isnull=True).update(
-        short_notified_at=now
-    )
+    reports_mark_short_notified(report_ids=report_ids, now=now)
 
 
 def weekly_reports(*, now: datetime, dry_run: bool) -> dict[str, Any]:
