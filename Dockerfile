@@ -24,14 +24,14 @@ RUN chmod 0755 /app/docker/entrypoint.sh
 USER duoniche
 
 # Static files are collected at build time (served by whitenoise). The production settings demand a
-# secret key and API tokens, so this one command gets throwaway build-only values; they are NOT
-# part of the image's runtime environment. media/ is created so a named volume mounted there
-# inherits the duoniche owner.
+# secret key, API tokens and a database URL (never connected to here), so this one command gets
+# throwaway build-only values; they are NOT part of the image's runtime environment. media/ is
+# created so a named volume mounted there inherits the duoniche owner.
 RUN DJANGO_DEBUG=false \
     DJANGO_SECRET_KEY=build-only-collectstatic-key-not-used-at-runtime \
     DJANGO_ALLOWED_HOSTS=localhost \
     API_ALLOW_ANONYMOUS=true \
-    DATABASE_URL=sqlite:////tmp/build-only.sqlite3 \
+    DATABASE_URL=postgres://build-only@127.0.0.1:1/none \
     REDIS_URL= \
     SENTRY_DSN= \
     python manage.py collectstatic --noinput \

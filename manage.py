@@ -17,7 +17,8 @@ def main() -> None:
         # Django's command runner would swallow this and fail later with an unrelated error.
         sys.exit(
             f"ImproperlyConfigured: {exc}\n"
-            "For local development set DJANGO_DEBUG=true (`make run` does)."
+            "For local development run `make run` once: it starts a local PostgreSQL and writes a "
+            ".env (DJANGO_DEBUG=true, a secret key, DATABASE_URL) that every manage.py reads."
         )
 
     execute_from_command_line(sys.argv)

@@ -1,7 +1,8 @@
-"""The only settings module. Everything comes from the environment (see shared config.md).
+"""The only settings module. Everything comes from the environment (docs/configuration.md).
 
-Nothing configured still works (SQLite, local-memory cache, eager Celery, no LLM/TTS/S3);
-integrations switch on by presence. With `DJANGO_DEBUG=false`, missing production settings stop
+Only DATABASE_URL is always required (PostgreSQL; `make run` starts one and writes it to `.env`);
+without Redis the cache is local memory and Celery runs eagerly, and LLM, TTS and S3 switch on by
+presence. With `DJANGO_DEBUG=false`, missing production settings stop
 the process here with `ImproperlyConfigured`, naming the variables but never their values.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,11 @@ from duoniche.durations import parse_duration_setting
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-if (BASE_DIR / ".env").is_file():
-    # Real environment variables win over the file.
-    env.read_env(str(BASE_DIR / ".env"), overwrite=False)
+#: The env file read at start (`make run` writes `.env`); real environment variables win over it.
+#: DJANGO_ENV_FILE names another file, or none when empty (the tests' processes).
+ENV_FILE = os.environ.get("DJANGO_ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    env.read_env(ENV_FILE, overwrite=False)
 
 #: Previous-service variable names that were read because the new name was unset.
 DEPRECATED_ENV_ALIASES_USED: list[tuple[str, str]] = []
@@ -126,40 +130,48 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------------------------
 
-_PROMETHEUS_DB_ENGINES = {
-    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
-    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
-}
+_POSTGRES_SCHEMES = ("postgres://", "postgresql://", "pgsql://", "postgresql+asyncpg://")
 
 
 def database_config(url: str) -> dict[str, Any]:
-    """A DATABASES entry for `url`, instrumented for Prometheus."""
+    """A DATABASES entry for the PostgreSQL server at `url`, instrumented for Prometheus.
+
+    PostgreSQL is the only database: the hot paths are written for it, and what `make run`
+    serves is what production runs.
+    """
+    if not url.strip():
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not set. It must name a PostgreSQL database, e.g. "
+            "postgres://user:password@host:5432/duoniche; `make run` starts a local one and "
+            "writes its URL to .env."
+        )
+    if not url.startswith(_POSTGRES_SCHEMES):
+        scheme = url.partition("://")[0] if "://" in url else "(no scheme)"
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must name a PostgreSQL database (postgres://...), not {scheme}: "
+            "PostgreSQL is the only database DuoNiche runs on."
+        )
     # The previous service's SQLAlchemy scheme means the same server.
     url = url.replace("postgresql+asyncpg://", "postgres://", 1)
     config = env.db_url_config(url)
-    config["ENGINE"] = _PROMETHEUS_DB_ENGINES.get(config["ENGINE"], config["ENGINE"])
+    config["ENGINE"] = "django_prometheus.db.backends.postgresql"
     config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True
-    if config["ENGINE"].endswith("postgresql"):
-        # Parameters bound by the server, and a statement run 5 times on a connection prepared
-        # there: the hot statements skip planning, which cost more than executing them.
-        prepared = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
-        # A server that accepts the connection and never answers must not hold a worker: the
-        # connection attempt gives up after DATABASE_CONNECT_TIMEOUT seconds (libpq and psycopg
-        # treat anything under 2 as 2), /healthz then answers 503 and API calls a JSON 503.
-        config.setdefault("OPTIONS", {}).update(
-            server_side_binding=True,
-            prepare_threshold=5 if prepared else None,
-            connect_timeout=env.int("DATABASE_CONNECT_TIMEOUT", default=2),
-        )
+    # Parameters bound by the server, and a statement run 5 times on a connection prepared
+    # there: the hot statements skip planning, which cost more than executing them.
+    prepared = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+    # A server that accepts the connection and never answers must not hold a worker: the
+    # connection attempt gives up after DATABASE_CONNECT_TIMEOUT seconds (libpq and psycopg
+    # treat anything under 2 as 2), /healthz then answers 503 and API calls a JSON 503.
+    config.setdefault("OPTIONS", {}).update(
+        server_side_binding=True,
+        prepare_threshold=5 if prepared else None,
+        connect_timeout=env.int("DATABASE_CONNECT_TIMEOUT", default=2),
+    )
     return config
 
 
-DATABASES = {
-    "default": database_config(
-        env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-    )
-}
+DATABASES = {"default": database_config(env.str("DATABASE_URL", default=""))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 #: The bot's per-request bookkeeping (validate's attempt and counters, next-action's profile
 #: update) commits without waiting for the disk; a crash of the database server can lose the last
@@ -572,9 +584,11 @@ if not DEBUG:
             "DJANGO_DEBUG is false, so these settings are required: " + "; ".join(_missing) + "."
         )
 
-if DEBUG and not env.str("DJANGO_SECRET_KEY", default=""):
+if DEBUG and not env.str("DJANGO_SECRET_KEY", default="") and os.environ.get("RUN_MAIN") != "true":
+    # Once a process tree: runserver's reloaded child (RUN_MAIN) does not repeat it.
     logging.getLogger("duoniche.settings").warning(
-        "DJANGO_SECRET_KEY is not set; using the fixed development key."
+        "DJANGO_SECRET_KEY is not set; using the fixed development key "
+        "(the .env that `make run` writes sets a random one)."
     )
 
 if SENTRY_DSN:

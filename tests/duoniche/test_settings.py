@@ -30,18 +30,86 @@ def manage(*args, **env):
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env={**base, "DJANGO_SETTINGS_MODULE": "duoniche.settings", **env},
+        # No env file: only what the test gives counts, whatever `.env` this checkout has.
+        env={**base, "DJANGO_SETTINGS_MODULE": "duoniche.settings", "DJANGO_ENV_FILE": "", **env},
         capture_output=True,
         text=True,
         timeout=120,
     )
 
 
-def test_nothing_configured_still_works():
-    result = manage("check", "--fail-level", "WARNING", DJANGO_DEBUG="true")
+DEVELOPMENT_DATABASE = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def test_development_needs_only_a_database():
+    result = manage(
+        "check", "--fail-level", "WARNING", DJANGO_DEBUG="true", DATABASE_URL=DEVELOPMENT_DATABASE
+    )
 
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize("debug", ["true", "false"])
+@pytest.mark.parametrize("database_url", [None, "", "   "])
+def test_no_database_url_fails_fast_naming_it(debug, database_url):
+    env = {**PRODUCTION_ENV, "DJANGO_DEBUG": debug}
+    env.pop("DATABASE_URL")
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+
+    result = manage("check", **env)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_URL is not set" in result.stderr
+    assert "KeyError" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "database_url", ["sqlite:///db.sqlite3", "mysql://root@127.0.0.1/duoniche", "nonsense"]
+)
+def test_only_postgresql_is_accepted(database_url):
+    result = manage("check", **{**PRODUCTION_ENV, "DATABASE_URL": database_url})
+
+    assert result.returncode != 0
+    assert "DATABASE_URL must name a PostgreSQL database" in result.stderr
+
+
+def test_the_development_key_warning_names_the_fix_and_is_not_repeated_by_the_reloader():
+    first = manage("check", DJANGO_DEBUG="true", DATABASE_URL=DEVELOPMENT_DATABASE)
+    reloaded = manage(
+        "check", DJANGO_DEBUG="true", DATABASE_URL=DEVELOPMENT_DATABASE, RUN_MAIN="true"
+    )
+    configured = manage(
+        "check",
+        DJANGO_DEBUG="true",
+        DATABASE_URL=DEVELOPMENT_DATABASE,
+        DJANGO_SECRET_KEY=PRODUCTION_ENV["DJANGO_SECRET_KEY"],
+    )
+
+    assert first.stderr.count("DJANGO_SECRET_KEY is not set") == 1
+    assert "make run" in first.stderr
+    assert "DJANGO_SECRET_KEY is not set" not in reloaded.stderr
+    assert "DJANGO_SECRET_KEY is not set" not in configured.stderr
+
+
+def test_settings_read_the_env_file_it_names_and_real_variables_win(tmp_path):
+    env_file = tmp_path / "local.env"
+    env_file.write_text(
+        f"DJANGO_DEBUG=true\nDATABASE_URL={DEVELOPMENT_DATABASE}\nDJANGO_LOG_LEVEL=ERROR\n"
+    )
+    script = "from django.conf import settings as s; print(s.DEBUG, s.DJANGO_LOG_LEVEL)"
+
+    from_file = manage("shell", "-v", "0", "-c", script, DJANGO_ENV_FILE=str(env_file))
+    overridden = manage(
+        "shell", "-v", "0", "-c", script, DJANGO_ENV_FILE=str(env_file), DJANGO_LOG_LEVEL="INFO"
+    )
+    without_file = manage("shell", "-v", "0", "-c", script)
+
+    assert from_file.stdout.strip() == "True ERROR", from_file.stderr
+    assert overridden.stdout.strip() == "True INFO", overridden.stderr
+    assert without_file.returncode != 0
+    assert "DATABASE_URL is not set" in without_file.stderr
 
 
 @pytest.mark.parametrize(
@@ -72,7 +140,12 @@ def test_a_short_secret_key_is_refused_in_production():
 
 
 def test_malformed_json_variable_is_named_but_not_echoed():
-    result = manage("check", DJANGO_DEBUG="true", TELEGRAM_BOT_TOKENS_JSON="{secret-token")
+    result = manage(
+        "check",
+        DJANGO_DEBUG="true",
+        DATABASE_URL=DEVELOPMENT_DATABASE,
+        TELEGRAM_BOT_TOKENS_JSON="{secret-token",
+    )
 
     assert result.returncode != 0
     assert "TELEGRAM_BOT_TOKENS_JSON is not valid JSON" in result.stderr
@@ -92,6 +165,7 @@ def test_deprecated_aliases_are_read_and_warned_about():
         "--fail-level",
         "WARNING",
         DEBUG="true",
+        DATABASE_URL=DEVELOPMENT_DATABASE,
         TELEGRAM_UPLOAD_BOT_CHAT_ID="-100123",
     )
 
@@ -121,10 +195,10 @@ def test_risky_options_are_warned_about():
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, "eager=True cache=LocMemCache db=sqlite3"),
+        ({}, "eager=True cache=LocMemCache db=postgresql"),
         (
             {"REDIS_URL": "redis://127.0.0.1:6379/15"},
-            "eager=False cache=RedisCache db=sqlite3",
+            "eager=False cache=RedisCache db=postgresql",
         ),
         (
             {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"},
@@ -140,7 +214,15 @@ def test_integrations_switch_on_by_presence(env, expected):
         "db={s.DATABASES['default']['ENGINE'].rsplit('.', 1)[1]}\")"
     )
 
-    result = manage("shell", "-v", "0", "-c", script, DJANGO_DEBUG="true", **env)
+    result = manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        script,
+        DJANGO_DEBUG="true",
+        **{"DATABASE_URL": DEVELOPMENT_DATABASE, **env},
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
