@@ -72,8 +72,8 @@ def with_port(url: str, port: int) -> str:
 class EmbeddedPostgres:
     """A PostgreSQL cluster in `data_dir`, created on first start, listening on 127.0.0.1 only.
 
-    `durable=False` (tests) turns off fsync and synchronous commit: a throwaway cluster need not
-    survive a power cut, and the suite runs faster without waiting for the disk.
+    `durable=False` (tests) turns off fsync: a throwaway cluster need not survive a power cut,
+    and the suite runs faster without waiting for the disk.
     """
 
     def __init__(self, data_dir: Path, *, durable: bool = True) -> None:
@@ -130,13 +130,14 @@ class EmbeddedPostgres:
     def create_database(self, name: str) -> None:
         """CREATE DATABASE `name` unless it exists."""
         import psycopg
+        from psycopg import sql
 
         with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
             exists = connection.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", [name]
             ).fetchone()
             if exists is None:
-                connection.execute(f'CREATE DATABASE "{name}"')
+                connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
     def _create(self, port: int) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -162,7 +163,8 @@ class EmbeddedPostgres:
             "max_connections = 200",
         ]
         if not self.durable:
-            settings += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+            # synchronous_commit stays on: the tests check where the service turns it off.
+            settings += ["fsync = off", "full_page_writes = off"]
         _write_as_server_user(self._config_file, "\n".join(settings) + "\n")
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write("\ninclude 'duoniche.conf'\n")
@@ -359,27 +361,27 @@ def _say(message: str) -> None:
 # --- make run --------------------------------------------------------------------------------
 
 
-def _env_file_value(name: str) -> str:
-    if not ENV_FILE.is_file():
+def _env_file_value(env_file: Path, name: str) -> str:
+    if not env_file.is_file():
         return ""
     value = ""
-    for line in ENV_FILE.read_text().splitlines():
+    for line in env_file.read_text().splitlines():
         key, sep, rest = line.strip().partition("=")
         if sep and key.strip() == name:
             value = rest.strip().strip("'\"")
     return value
 
 
-def dev_env() -> str:
+def dev_env(env_file: Path = ENV_FILE, data_dir: Path = DEV_DATA_DIR) -> str:
     """The development DATABASE_URL: the configured one, or the embedded server's (started).
 
     On first use, writes `.env` (git-ignored) so that a bare `manage.py` in this checkout runs
     in development mode against the same database. An existing `.env` is never overwritten;
     when it names no database, the embedded server's URL is added to it.
     """
-    configured = os.environ.get("DATABASE_URL") or _env_file_value("DATABASE_URL")
-    server = EmbeddedPostgres(DEV_DATA_DIR)
-    created = (DEV_DATA_DIR / "PG_VERSION").is_file()
+    configured = os.environ.get("DATABASE_URL") or _env_file_value(env_file, "DATABASE_URL")
+    server = EmbeddedPostgres(data_dir)
+    created = (data_dir / "PG_VERSION").is_file()
     if configured and not (created and configured == server.url(DEV_DATABASE)):
         return configured
     server.start()
@@ -387,21 +389,21 @@ def dev_env() -> str:
     url = server.url(DEV_DATABASE)
     if configured:
         return url
-    if not ENV_FILE.is_file():
-        ENV_FILE.write_text(
+    if not env_file.is_file():
+        env_file.write_text(
             "# Written by `make run` for local development; git-ignored. Delete it to start over\n"
             "# (`make clean-data` also removes the database). Real environment variables win.\n"
             "DJANGO_DEBUG=true\n"
             f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}\n"
             f"DATABASE_URL={url}\n"
         )
-        _say(f"wrote {ENV_FILE.name}: DJANGO_DEBUG=true, a secret key, DATABASE_URL={url}")
+        _say(f"wrote {env_file.name}: DJANGO_DEBUG=true, a secret key, DATABASE_URL={url}")
     else:
-        with ENV_FILE.open("a") as env_file:
-            env_file.write(
+        with env_file.open("a") as existing:
+            existing.write(
                 f"\n# Added by `make run`: its embedded PostgreSQL.\nDATABASE_URL={url}\n"
             )
-        _say(f"added DATABASE_URL={url} to {ENV_FILE.name}")
+        _say(f"added DATABASE_URL={url} to {env_file.name}")
     return url
 
 

@@ -2,15 +2,14 @@
 its own PostgreSQL, serves, and a whole learning session plays against it with no error; after it
 stops, a bare `manage.py` in the same checkout works and a second start reuses the data.
 
-The copy shares this checkout's virtualenv (installing is `make`'s job, timed elsewhere); nothing
-of the environment the tests run in reaches it but PATH, HOME and the locale.
+The copy shares this checkout's virtualenv (tests/checkout.py); nothing of the environment the
+tests run in reaches it but PATH, HOME and the locale.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -23,32 +22,11 @@ import httpx
 import pytest
 
 from duoniche.local_servers import free_port
+from tests.checkout import clean_env, copy_checkout
 
 ROOT = Path(__file__).resolve().parents[1]
 START_SECONDS = 240
 NEW = "new_exercise"
-
-
-def checkout_copy(target: Path) -> Path:
-    """The files of this checkout git knows or would commit (no .env, .local, caches)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)  # keeps mtimes: make sees nothing to install
-    (target / ".venv").symlink_to((ROOT / ".venv").resolve())
-    return target
-
-
-def clean_env() -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
-    return {key: os.environ[key] for key in keep if key in os.environ}
 
 
 def make(checkout: Path, *targets: str, **variables: str) -> subprocess.CompletedProcess[str]:
@@ -65,7 +43,7 @@ def make(checkout: Path, *targets: str, **variables: str) -> subprocess.Complete
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[Path, str, float]]:
     """`make run PORT=...` in a fresh copy; yields (checkout, base URL, seconds to first answer)."""
-    checkout = checkout_copy(tmp_path_factory.mktemp("clone"))
+    checkout = copy_checkout(tmp_path_factory.mktemp("clone"))
     port = free_port()
     log = (checkout / "make-run.log").open("w")
     started = time.monotonic()
