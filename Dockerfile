@@ -15,8 +15,8 @@ WORKDIR /app
 RUN chown duoniche:duoniche /app
 
 # Dependencies first, so code changes do not reinstall them. psycopg[binary] needs no system libs.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+COPY requirements.txt constraints.txt ./
+RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
 
 COPY --chown=duoniche:duoniche . .
 RUN chmod 0755 /app/docker/entrypoint.sh

@@ -8,23 +8,23 @@ STARTER_BANK := exercises/fixtures/starter_bank.json
 PORT ?= 8000
 URL := http://127.0.0.1:$(PORT)
 
-.PHONY: run run-stack db db-stop test lint typecheck pytest messages schema clean clean-data
+.PHONY: run run-stack db db-stop lock test lint typecheck pytest messages schema clean clean-data
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "DuoNiche needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
+$(VENV)/.installed: requirements.txt constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	@touch $@
 
 $(VENV)/.installed-local: requirements-local.txt $(VENV)/.installed
-	$(BIN)/pip install --quiet -r requirements-local.txt
+	$(BIN)/pip install --quiet -r requirements-local.txt -c constraints.txt
 	@touch $@
 
 $(VENV)/.installed-dev: requirements.txt requirements-local.txt requirements-dev.txt $(VENV)/.installed
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 # Local development defaults; real environment variables win. DEBUG-level logs are for asking.
@@ -92,6 +92,13 @@ messages: $(VENV)/.installed-dev db
 
 schema: db
 	DJANGO_DEBUG=true $(BIN)/python manage.py spectacular --validate --file schema.yml
+
+# Re-pin constraints.txt (the whole transitive set) from a fresh virtualenv of the requirements.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet -r requirements-dev.txt
+	{ sed -n '1,3p' constraints.txt; .venv-lock/bin/pip freeze --all | grep -v '^pip=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
 
 # Removes what make built; the development database survives it (`make clean-data` removes it).
 clean: db-stop
