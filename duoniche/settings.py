@@ -1,7 +1,8 @@
-"""The only settings module. Everything comes from the environment (see shared config.md).
+"""The only settings module. Everything comes from the environment (docs/configuration.md).
 
-Nothing configured still works (SQLite, local-memory cache, eager Celery, no LLM/TTS/S3);
-integrations switch on by presence. With `DJANGO_DEBUG=false`, missing production settings stop
+Only DATABASE_URL is always required (PostgreSQL; `make run` starts one and writes it to `.env`);
+without Redis the cache is local memory and Celery runs eagerly, and LLM, TTS and S3 switch on by
+presence. With `DJANGO_DEBUG=false`, missing production settings stop
 the process here with `ImproperlyConfigured`, naming the variables but never their values.
 """
 
@@ -403,7 +404,7 @@ if not all(
 TTS_COOLDOWN_SECONDS = env.int("TTS_COOLDOWN_SECONDS", default=3600)
 #: Cloud Text-to-Speech endpoint override (REST); empty means Google's. Tests use a loopback fake.
 GOOGLE_TTS_ENDPOINT = env.str("GOOGLE_TTS_ENDPOINT", default="")
-#: The Bulgarian dictionary page that redirects to a random stressed headword (llm.md §7.5).
+#: The Bulgarian dictionary page that redirects to a random stressed headword.
 ACCENT_DICTIONARY_RANDOM_URL = env.str(
     "ACCENT_DICTIONARY_RANDOM_URL", default="https://rechnik.chitanka.info/random"
 )

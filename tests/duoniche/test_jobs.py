@@ -1,4 +1,4 @@
-"""The periodic-job runner (jobs.md §2, §11; weaknesses #17): lock, period guard, outcomes,
+"""The periodic-job runner (docs/jobs.md): lock, period guard, outcomes,
 metrics, and `manage.py run_job`.
 
 Jobs under test are registered in `duoniche.jobs.JOBS` for the test only; their bodies are the

@@ -1,4 +1,4 @@
-"""The `refill_stock` job (jobs.md §3; weaknesses #17, #27): deficits from the untouched stock,
+"""The `refill_stock` job (docs/jobs.md): deficits from the untouched stock,
 availability gates, slots, repairs, the TTS cooldown, idempotency and the stock gauge.
 
 Generation goes over HTTP to a loopback OpenAI-compatible fake (`ExerciseWriter`) that answers by

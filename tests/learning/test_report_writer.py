@@ -1,4 +1,4 @@
-"""The LLM writer of detailed reports (llm.md §12.1): length retries, cleaning, fallback, ledger."""
+"""The LLM writer of detailed reports: length retries, cleaning, fallback, ledger."""
 
 import datetime
 import re

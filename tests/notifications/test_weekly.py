@@ -1,4 +1,4 @@
-"""The `weekly_reports` job (jobs.md §7, domain.md §13.1): short reports and their notifications."""
+"""The `weekly_reports` job (docs/jobs.md): short reports and their notifications."""
 
 import datetime
 import time
@@ -411,7 +411,7 @@ def test_a_dry_run_writes_nothing_and_does_not_pause(bulgarian, settings):
     assert not BotProfile.objects.filter(last_report_generated_at__isnull=False).exists()
 
 
-# --- query counts (weakness 39) -----------------------------------------------------------------
+# --- query counts -------------------------------------------------------------------------------
 
 
 def _queries(callable_):

@@ -1,4 +1,4 @@
-"""The payment endpoints: invoice details (§3.12) and payment processing (§3.13)."""
+"""The payment endpoints: invoice details and payment processing."""
 
 import json
 import logging
