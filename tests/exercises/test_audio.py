@@ -143,7 +143,7 @@ def test_produce_synthesises_stores_and_uploads(audio_env) -> None:
 
 
 def test_two_stories_in_the_same_second_get_their_own_keys(audio_env) -> None:
-    """Weakness #18: same bot, level and topic at once -> two keys, two objects."""
+    """Same bot, level and topic at once -> two keys, two objects."""
     _tts, _tg, bucket = audio_env
 
     first = _produce()
