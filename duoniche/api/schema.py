@@ -94,7 +94,7 @@ _STATUS_MEANING = {
     413: "The request body is larger than the upload limit",
     422: "The request does not fit its schema (list detail), or a semantic error (string detail)",
     500: "Unexpected failure",
-    503: "Temporarily unavailable (the database, or the job queue); retry later",
+    503: "Temporarily unavailable (the database); retry later",
 }
 
 
