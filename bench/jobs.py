@@ -291,7 +291,7 @@ def bench_scheduler(args: argparse.Namespace) -> None:
 # `--only weekly`: one Monday `weekly_reports` run over `--users` (50,000) learners owed a report.
 # Loaded with `INSERT ... SELECT generate_series`: 200 published exercises per language; each
 # learner with an active Bulgarian profile and 15-25 attempts in last week's window (≈ 70 %
-# correct) plus 3 Serbian ones (a second profile that must not get a report, weaknesses #37);
+# correct) plus 3 Serbian ones (a second profile that must not get a report);
 # noise that must not be reported: 5,000 learners with 8 attempts and 2,000 blocked ones with 20;
 # `--history-weeks` earlier weeks of attempts of everybody. The run goes through the real runner
 # (forced) at Monday 09:00 with `REPORT_NOTIFICATION_BATCH_DELAY_SECONDS=0` (the production

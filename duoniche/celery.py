@@ -1,6 +1,6 @@
 """The Celery app: configured from Django settings (`CELERY_*`), tasks autodiscovered per app.
 
-On top of the settings (jobs.md §1): a visibility timeout longer than any task's hard limit (late
+On top of the settings (docs/jobs.md): a visibility timeout longer than any task's hard limit (late
 acks mean an unacknowledged message is redelivered after it), our own logging config kept, and the
 beat schedule of the periodic jobs, built from the registry in `duoniche.jobs` when beat reads it
 (Django is set up by then; at import time neither settings nor models may be read).
@@ -16,8 +16,8 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "duoniche.settings")
 
-#: Longer than the longest hard time limit in jobs.md §1.1 (weekly_reports: 3600 s), so a task
-#: that is still running is never redelivered. (The spec's 3600 s equals that limit; we add 100.)
+#: Longer than the longest hard time limit of the jobs (weekly_reports: 3600 s, docs/jobs.md), so
+#: a task that is still running is never redelivered.
 VISIBILITY_TIMEOUT_SECONDS = 3700
 
 

@@ -1,4 +1,4 @@
-"""The operations dashboard on the admin index (domain.md §18): selectors and their presentation.
+"""The operations dashboard on the admin index: selectors and their presentation.
 
 Selectors (`exercise_counts`, `attempts_per_day`, …) are one aggregate query each and return plain
 data. `dashboard_build` runs those the staff member may see (one view permission per section) and

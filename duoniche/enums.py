@@ -1,4 +1,4 @@
-"""Value lists shared by every app (shared spec domain.md §2). Stored values are these strings."""
+"""Value lists shared by every app. Stored values are these strings."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `http_*` metrics of the previous service (bot-api.md §5.2), recorded by one middleware.
+"""The `http_*` metrics of the previous service (docs/api.md), recorded by one middleware.
 
 Every label comes from a closed set, so a caller cannot mint series: `handler` is the canonical
 route template of the resolved URL name (`/api/v1/users/{user_id}` for both slash forms), one

@@ -1,4 +1,4 @@
-"""The periodic-job runner (shared jobs.md §1.1, §2): one path for Celery, `run_job` and the admin.
+"""The periodic-job runner (docs/jobs.md): one path for Celery, `run_job` and the admin.
 
 Every periodic job runs through `job_run(name, ...)`:
 
@@ -65,7 +65,7 @@ JobBody = Callable[..., dict[str, Any]]
 
 @dataclass(frozen=True)
 class Job:
-    """One periodic job of the schedule table (jobs.md §1.1).
+    """One periodic job of the schedule table (docs/jobs.md).
 
     Exactly one of `interval_setting` (the name of a setting holding the interval in seconds; the
     period key is `now` floored to it) and `cron` (crontab fields, UTC, "*" when left out; the
@@ -150,7 +150,7 @@ def iso_week_key(now: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-#: The periodic jobs by `run_job` name (jobs.md §1.1). Their Celery tasks and the beat schedule
+#: The periodic jobs by `run_job` name (docs/jobs.md). Their Celery tasks and the beat schedule
 #: are built from these entries (`duoniche/tasks.py`, `beat_schedule()`).
 JOBS: dict[str, Job] = {
     "refill_stock": Job(

@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 Output = TypeVar("Output", bound=BaseModel)
 
-#: Application-level attempts per logical call (llm.md §2.3); each attempt is a ledger row.
+#: Application-level attempts per logical call; each attempt is a ledger row.
 VALIDATION_ATTEMPTS = 2
 TRANSLATION_ATTEMPTS = 2
 #: Sent as the API key to OpenAI-compatible servers that need the header but ignore its value.
@@ -106,7 +106,7 @@ class Prompt(Generic[Output]):
 
 @dataclass(frozen=True)
 class ChatModelConfig:
-    """Everything a chat model is built from; all of it is honoured (Fix: weaknesses #21)."""
+    """Everything a chat model is built from; all of it is honoured."""
 
     purpose: str
     model: str

@@ -1,4 +1,4 @@
-"""The `backend_*` Prometheus metrics (shared jobs.md §10); names and labels kept from before.
+"""The `backend_*` Prometheus metrics (docs/jobs.md); names and labels kept from before.
 
 E = exercise_type, level; U = cohort, plan, target_language, user_language, language_level.
 
@@ -96,7 +96,7 @@ legacy_endpoint_calls = Counter(
 )
 api_errors = Counter("backend_api_errors", "API error responses", ("code",))
 
-# HTTP metrics under the previous service's names (bot-api.md §5.2), kept so dashboards survive;
+# HTTP metrics under the previous service's names (docs/api.md), kept so dashboards survive;
 # recorded by `duoniche.http_metrics.HttpMetricsMiddleware`; `handler` is a route template.
 http_requests = Counter(
     "http_requests",

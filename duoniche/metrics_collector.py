@@ -1,4 +1,4 @@
-"""Business gauges computed at scrape time, whatever process produced them (jobs.md §9–10).
+"""Business gauges computed at scrape time, whatever process produced them (docs/jobs.md).
 
 A `prometheus_client.Gauge` lives in the memory of the process that sets it: `metrics_updater`
 runs in a Celery worker, so without a shared multiprocess directory the web's `/metrics` never

@@ -415,7 +415,7 @@ if not all(
 TTS_COOLDOWN_SECONDS = env.int("TTS_COOLDOWN_SECONDS", default=3600)
 #: Cloud Text-to-Speech endpoint override (REST); empty means Google's. Tests use a loopback fake.
 GOOGLE_TTS_ENDPOINT = env.str("GOOGLE_TTS_ENDPOINT", default="")
-#: The Bulgarian dictionary page that redirects to a random stressed headword (llm.md §7.5).
+#: The Bulgarian dictionary page that redirects to a random stressed headword.
 ACCENT_DICTIONARY_RANDOM_URL = env.str(
     "ACCENT_DICTIONARY_RANDOM_URL", default="https://rechnik.chitanka.info/random"
 )

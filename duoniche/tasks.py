@@ -1,4 +1,4 @@
-"""Celery tasks of the periodic jobs (jobs.md §1.1): each one calls the runner, nothing else.
+"""Celery tasks of the periodic jobs (docs/jobs.md): each one calls the runner, nothing else.
 
 Names, time limits and the lock come from the registry in `duoniche.jobs`. The tasks take JSON
 primitives only, accept `**kwargs` so that a rolling deploy never drops a message, acknowledge

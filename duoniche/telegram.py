@@ -1,10 +1,10 @@
-"""The Telegram Bot API boundary (shared llm.md §16): a tiny synchronous, typed client.
+"""The Telegram Bot API boundary: a tiny synchronous, typed client.
 
 Calls go to `{TELEGRAM_API_BASE_URL}/bot<token>/<method>` with the token of the bot that owns the
 object (`TELEGRAM_BOT_TOKENS_JSON`, keyed by bot id); tests point the base URL at a loopback fake.
 Standard library only (`urllib.request`), so the client adds no dependency.
 
-Fix 12: the URL contains the token, so it is never logged, never put in an exception and never
+Secrets: the URL contains the token, so it is never logged, never put in an exception and never
 chained into a traceback. Logs name the method and the bot id only, and Telegram's descriptions are
 scrubbed of `bot<token>` segments before they leave this module.
 """

@@ -1,7 +1,7 @@
 """The Telegram-HTML subset: what LLM-written text and staff-edited feedback are cleaned to.
 
 Telegram's HTML parse mode accepts a handful of tags and rejects a message with a stray `<` or `&`.
-`clean_telegram_html` turns an arbitrary string into text it accepts (shared llm.md §13): the
+`clean_telegram_html` turns an arbitrary string into text it accepts: the
 allowed tags are kept without attributes, block tags become newlines, every other tag is dropped
 (its text kept, except inside `<script>`/`<style>`), entities are decoded once and the text is
 re-escaped, and tags are balanced. Fix: the previous cleaner unescaped entities and produced raw

@@ -1,4 +1,4 @@
-"""The choose_accent generator (shared llm.md §7.5): a stressed Bulgarian word from a dictionary.
+"""The choose_accent generator: a stressed Bulgarian word from a dictionary.
 
 A batch of random entry pages is fetched concurrently from the dictionary
 (`ACCENT_DICTIONARY_RANDOM_URL`); each page's headword is printed with its stress mark. Candidates
@@ -6,7 +6,7 @@ keep exactly one stress mark after a vowel and 2–5 vowels. In fetch order, the
 the word is common and suitable, then writes a Bulgarian definition with examples; the first
 candidate that passes both becomes the draft. Distractors move the stress to every other vowel.
 
-The stored exercise must also pass the bank's accent rules (exercise-bank.md §4): options are the
+The stored exercise must also pass the bank's accent rules (docs/exercise-bank.md): options are the
 same word once the marks are removed, each with exactly one mark. No LLM or HTTP call here may run
 inside a database transaction (the caller's concern).
 """
@@ -55,7 +55,7 @@ VOWELS = frozenset("аеиоуъюя")
 MAX_EXAMPLES = 2
 MEANING_LABEL = "Значение"
 EXAMPLES_LABEL = "Примери"
-#: Generation prompts always address an English speaker (llm.md §7.1).
+#: Generation prompts always address an English speaker.
 USER_LANGUAGE_CODE = "en"
 
 SUITABILITY_OPERATION = "accent_word_suitability"

@@ -58,7 +58,7 @@ from exercises.selectors import (
 
 #: What the queue shows by default: the exercises waiting for a decision.
 QUEUE_STATUSES = (ExerciseStatus.PENDING_ADMIN_REVIEW, ExerciseStatus.PENDING_REVIEW)
-#: Suggested actions of the review assessor (shared llm.md §11), matched by substring as in the
+#: Suggested actions of the review assessor, matched by substring as in the
 #: review processor's decision table.
 ASSESSOR_ACTIONS = (
     "PUBLISH_OK",

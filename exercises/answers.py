@@ -1,9 +1,9 @@
 """Submitted answers: normalisation, option membership and the verdict texts built from them.
 
-An answer must be one of the exercise's own options or words (Fix 6): after normalisation each
+An answer must be one of the exercise's own options or words: after normalisation each
 submitted value is replaced by the stored option it matched, so every learner who picks the same
 option produces the same canonical answer, whatever the script or spacing. That canonical answer is
-what the verdict cache, the LLM prompts and the attempt's `answer_text` use (domain.md §10.1–10.2).
+what the verdict cache, the LLM prompts and the attempt's `answer_text` use.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Story audio (shared llm.md §14–16, jobs.md §3.2): TTS, storage, Telegram upload and repair.
+"""Story audio (docs/jobs.md): TTS, storage, Telegram upload and repair.
 
 The one boundary to Google Cloud Text-to-Speech and the audio objects. A story's audio is
 synthesised as OGG/Opus (the format of Telegram voice messages), stored under a fresh uuid4 key in
@@ -6,7 +6,7 @@ synthesised as OGG/Opus (the format of Telegram voice messages), stored under a 
 story's own bot to obtain a `file_id`. Both the public URL and the file id are required; any
 failure raises `AudioFailed`, and an object stored for a failed attempt is deleted.
 
-Fix 12: nothing here logs a bot token, a URL containing one, the credentials or the story text.
+Secrets: nothing here logs a bot token, a URL containing one, the credentials or the story text.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def _storage_problem() -> str | None:
 
 
 def audio_pipeline_ready(bot_id: str) -> str | None:
-    """None when stories of `bot_id` can get audio, else a short reason (jobs.md §3 step 5)."""
+    """None when stories of `bot_id` can get audio, else a short reason (docs/jobs.md)."""
     if not settings.GENERATE_AUDIO:
         return "GENERATE_AUDIO is false"
     if not settings.GOOGLE_APPLICATION_CREDENTIALS and not settings.GOOGLE_TTS_ENDPOINT:
@@ -141,7 +141,7 @@ def _tts_client() -> Any:
 
     credentials: Credentials
     if settings.GOOGLE_APPLICATION_CREDENTIALS:
-        # A service-account key file (config.md §3.6); only that credential type is accepted.
+        # A service-account key file (docs/configuration.md); only that credential type is accepted.
         credentials = service_account.Credentials.from_service_account_file(
             settings.GOOGLE_APPLICATION_CREDENTIALS,
             scopes=["https://www.googleapis.com/auth/cloud-platform"],
@@ -183,7 +183,7 @@ def _locale_voices(client: Any, locale: str) -> frozenset[str]:
 
 
 def _speech(*, client: Any, bot_id: str, locale: str, persona: Persona | None) -> _Speech:
-    """Voice, rate and pitch (llm.md §6, §14): the persona's Chirp3-HD voice when the locale
+    """Voice, rate and pitch: the persona's Chirp3-HD voice when the locale
     offers it, else one of the language's default voices; Chirp voices take no pitch."""
     if persona is None:
         wanted: tuple[str, ...] = NO_PERSONA_VOICES
@@ -270,7 +270,7 @@ def _synthesize(*, bot_id: str, locale: str, text: str, persona: Persona | None)
 
 
 def _story_key(*, bot_id: str, level: str, topic: str) -> str:
-    """A fresh key per object (Fix 12: the previous seconds timestamp made stories collide)."""
+    """A fresh key per object (a seconds timestamp made stories collide)."""
     return f"{bot_id}/story_audio/{level}/{topic}/{uuid.uuid4().hex}.ogg"
 
 
@@ -281,7 +281,7 @@ def _is_s3(storage: Any) -> bool:
 
 
 def _public_url(key: str) -> str:
-    """The URL stored in `audio_url` (llm.md §15)."""
+    """The URL stored in `audio_url`."""
     prefix = settings.CLOUDFLARE_R2_PUBLIC_URL_PREFIX.rstrip("/")
     if prefix:
         # The object's full key in the bucket: the backend prepends AWS_LOCATION.
@@ -308,7 +308,7 @@ def _delete_object(key: str) -> None:
 def story_audio_produce(
     *, bot_id: str, text: str, persona: str | None, level: str, topic: str
 ) -> StoryAudio:
-    """Synthesise, store and upload a story's audio (jobs.md §3.1 step 6, §3.2 step 2).
+    """Synthesise, store and upload a story's audio (docs/jobs.md).
 
     Raises AudioFailed; `synthesis_failed` is set only when the TTS call itself failed (the caller
     notes the TTS cooldown). A stored object whose later steps failed is deleted.
@@ -365,7 +365,7 @@ def story_audio_discard(audio: StoryAudio) -> None:
     _delete_object(audio.key)
 
 
-# --- TTS cooldown (jobs.md §3 steps 2 and 7) ----------------------------------------------------
+# --- TTS cooldown (docs/jobs.md) ----------------------------------------------------------------
 
 
 def tts_cooldown_active(now: datetime) -> bool:
@@ -388,7 +388,7 @@ def tts_failure_note(now: datetime) -> None:
     cache.set(TTS_COOLDOWN_CACHE_KEY, now.timestamp(), timeout=None)
 
 
-# --- Broken-audio repair (jobs.md §3.2) ---------------------------------------------------------
+# --- Broken-audio repair (docs/jobs.md) ---------------------------------------------------------
 
 
 @transaction.atomic
@@ -449,7 +449,7 @@ def _story_repair_release(*, story_id: int, claimed_at: datetime, now: datetime)
 
 
 def story_repair_one(*, bot_id: str, now: datetime) -> str:
-    """Voice the oldest story of `bot_id` left without audio (jobs.md §3.2).
+    """Voice the oldest story of `bot_id` left without audio (docs/jobs.md).
 
     Returns "repaired", "failed", "tts_failed" (the synthesis failed: the caller notes the TTS
     cooldown) or "none" (nothing to repair). No HTTP call runs inside a transaction; concurrent
@@ -480,7 +480,7 @@ def story_repair_one(*, bot_id: str, now: datetime) -> str:
 
 
 def stale_repairs_reset(*, now: datetime) -> int:
-    """Stories stuck in processing_error_retry for over an hour go back (jobs.md §3 step 1)."""
+    """Stories stuck in processing_error_retry for over an hour go back (docs/jobs.md)."""
     return Exercise.objects.filter(
         exercise_type=ExerciseType.STORY_COMPREHENSION,
         status=ExerciseStatus.PROCESSING_ERROR_RETRY,

@@ -1,4 +1,4 @@
-"""The exercise bank file format (shared exercise-bank.md): validating items and writing them.
+"""The exercise bank file format (docs/exercise-bank.md): validating items and writing them.
 
 `validate_bank_items` checks every item of a parsed file, collects all errors and warnings in the
 `item[<index>] <path>: <message>` form, and returns the valid items normalised and reordered to the

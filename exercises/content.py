@@ -52,7 +52,7 @@ def correct_content(exercise_type: str, correct_answer: dict[str, Any]) -> Any:
 def content_hash(
     *, exercise_type: str, exercise_language: str, data: dict[str, Any], correct_answer: Any
 ) -> str:
-    """The natural key of an exercise (shared exercise-bank.md §3); inputs already normalised.
+    """The natural key of an exercise (docs/exercise-bank.md); inputs already normalised.
 
     Option and distractor order do not change it; level, topic, tags, status, persona, the accent
     meaning and the story audio fields are not part of it.

@@ -1,4 +1,4 @@
-"""What generators produce: an exercise before assessment, audio and saving (shared llm.md §7)."""
+"""What generators produce: an exercise before assessment, audio and saving."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One exercise generation, end to end (shared jobs.md §3.1).
+"""One exercise generation, end to end (docs/jobs.md).
 
 Level, topic and persona are chosen; the type's generator writes a draft (choose_accent comes from
 `exercises.accent`); the quality assessor reviews it (not for accent); a story that is still
@@ -111,7 +111,7 @@ def exercise_generate(
     if disabled is not None:
         return GenerationResult(outcome=FAILED, reason=disabled, exercise_type=exercise_type)
     if exercise_type == ExerciseType.STORY_COMPREHENSION and not dry_run:
-        # A story that cannot get audio would never be served (weaknesses #27): don't write it.
+        # A story that cannot get audio would never be served: don't write it.
         not_ready = audio.audio_pipeline_ready(bot_id)
         if not_ready is not None:
             return GenerationResult(

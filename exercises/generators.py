@@ -1,9 +1,9 @@
-"""Exercise generators for fill-in-the-blank, choose-sentence and story (shared llm.md §7.1–7.4).
+"""Exercise generators for fill-in-the-blank, choose-sentence and story.
 
 Each generator asks the generation model for one exercise and post-processes the answer into a
 `Draft`: text normalised (NFC, whitespace, blanks as `___`), options in wire order (correct first),
 tags restricted to the vocabularies. Any LLM failure becomes `GenerationFailed`. Also the choices
-made before a generation (jobs.md §3.1 steps 1–3): level, topic and persona.
+made before a generation (docs/jobs.md): level, topic and persona.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from exercises.tags import GRAMMAR_TAGS, VOCABULARY_TAGS
 #: B2 5 %).
 LEVEL_OFFSET_WEIGHTS: dict[int, float] = {0: 0.75, 1: 0.10, 2: 0.05, -1: 0.10}
 
-#: Topic groups: which personas fit which topics (shared domain.md §2).
+#: Topic groups: which personas fit which topics.
 TOPIC_GROUPS: dict[str, tuple[str, ...]] = {
     "SERVICE": ("shopping", "restaurant", "pharmacy", "public_services"),
     "DAILY_LIFE": ("home", "housing", "transport", "money", "family", "KIDS"),

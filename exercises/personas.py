@@ -1,4 +1,4 @@
-"""Personas: a speaker with a role and a mood for generated exercises (shared llm.md §6)."""
+"""Personas: a speaker with a role and a mood for generated exercises."""
 
 from __future__ import annotations
 

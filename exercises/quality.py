@@ -1,4 +1,4 @@
-"""The generation-time quality assessor (shared llm.md §8).
+"""The generation-time quality assessor.
 
 Every generated exercise except choose_accent is assessed before it is saved. Deterministic checks
 run first, and any failure rejects the exercise without an LLM call; then the assessment model
@@ -98,7 +98,7 @@ def deterministic_issues(*, draft: Draft) -> list[str]:
 
 
 def _review_values(draft: Draft) -> dict[str, str]:
-    """The assessor's inputs (llm.md §7.2–7.4): exercise text, options and the correct answer."""
+    """The assessor's inputs: exercise text, options and the correct answer."""
     task = render(f"task_{draft.exercise_type}", "en")
     data = draft.data
     correct = correct_options_of(draft)

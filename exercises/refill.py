@@ -1,10 +1,10 @@
-"""The `refill_stock` job body (shared jobs.md §3): keep ≥ N untouched published exercises per
+"""The `refill_stock` job body (docs/jobs.md): keep ≥ N untouched published exercises per
 (language, type), and repair stories whose audio failed.
 
 Steps: stale repairs go back to `audio_generation_error`; the TTS cooldown is checked; untouched
 stock is counted in one grouped query (index `exercise_stock_idx`) and published as a gauge per
 (language, type); each language's types get `deficit = max(0, N − count)`; the availability gates
-(no LLM → no new exercises; no audio pipeline or TTS cooldown → no story work, weaknesses #27)
+(no LLM → no new exercises; no audio pipeline or TTS cooldown → no story work)
 decide what may run; then one *slot* per missing exercise runs in a thread pool of
 `GENERATION_CONCURRENCY` (a story slot first tries to repair a broken story). A TTS failure in
 the run starts the cooldown.
@@ -100,7 +100,7 @@ def untouched_stock() -> dict[tuple[str, str], int]:
 
 
 def stock_refill(*, now: datetime, dry_run: bool = False) -> dict[str, Any]:
-    """Refill the stock once (jobs.md §3 steps 1–8); `dry_run` only computes and reports."""
+    """Refill the stock once (docs/jobs.md); `dry_run` only computes and reports."""
     reset = 0 if dry_run else audio.stale_repairs_reset(now=now)
     tts_cooldown = audio.tts_cooldown_active(now)
     if tts_cooldown:

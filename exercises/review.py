@@ -1,4 +1,4 @@
-"""The `review_processor` job body (shared jobs.md §5): a second opinion on flagged exercises.
+"""The `review_processor` job body (docs/jobs.md): a second opinion on flagged exercises.
 
 Per run, up to `REVIEW_PROCESSOR_BATCH_SIZE` `pending_review` exercises, oldest
 `status_changed_at` first:
@@ -7,7 +7,7 @@ Per run, up to `REVIEW_PROCESSOR_BATCH_SIZE` `pending_review` exercises, oldest
    summarised per exercise by (answer text, correct): counts summed, the feedback of the first
    English variant (else the first one) kept, incorrect answers sorted by count;
 2. no verdict at all, or no correct one → `archived` without asking the model;
-3. otherwise the pending-review assessor (llm.md §11, outside any transaction) returns a
+3. otherwise the pending-review assessor (outside any transaction) returns a
    `PendingExerciseAnalysis` (choose-accent: the word's commonness, mapped onto one);
 4. the decision table (`review_decision`) gives the new status, written in a short transaction of
    its own through `exercise_change_status` (source `review_processor`, `analysis` = the
@@ -51,7 +51,7 @@ from exercises.services import exercise_change_status
 
 logger = logging.getLogger(__name__)
 
-#: The assessor sees answers and feedback as English-speaking staff would (jobs.md §5 step 4).
+#: The assessor sees answers and feedback as English-speaking staff would (docs/jobs.md).
 REVIEW_USER_LANGUAGE = "en"
 NO_ANSWERS = "no answers with counts"
 NO_CORRECT_ANSWERS = "no correct reference answers"
@@ -83,7 +83,7 @@ class Decision:
 
 
 def review_decision(analysis: PendingExerciseAnalysis) -> Decision:
-    """jobs.md §5 step 5: the first matching row wins; the action is matched upper-cased."""
+    """The decision table (docs/jobs.md): the first matching row wins; actions upper-cased."""
     action = analysis.suggested_action.upper()
     flawed = analysis.is_exercise_flawed
     if analysis.suggested_revision:
@@ -133,7 +133,7 @@ def answer_summaries(
     return correct, incorrect
 
 
-# --- the assessor (llm.md §11) ------------------------------------------------------------------
+# --- the assessor -------------------------------------------------------------------------------
 
 
 def accent_word(exercise: Exercise) -> str:
@@ -285,7 +285,7 @@ def _utc_stamp(now: datetime) -> str:
 def comments_block(
     *, now: datetime, analysis: PendingExerciseAnalysis | None, new_status: str, note: str
 ) -> str:
-    """The audit block appended to `comments` (jobs.md §5 step 6), real UTC time."""
+    """The audit block appended to `comments` (docs/jobs.md), real UTC time."""
     lines = ["---", f"{_utc_stamp(now)} review_processor"]
     if analysis is None:
         lines.append(f"conclusion: {note}")
@@ -341,7 +341,7 @@ def _decide(
 
 
 def _record_error(*, exercise_id: int, exc: Exception, now: datetime) -> None:
-    """The exercise stays `pending_review`; a review records why (jobs.md §5 step 7)."""
+    """The exercise stays `pending_review`; a review records why (docs/jobs.md)."""
     exercise_change_status(
         exercise_id=exercise_id,
         new_status=PENDING_REVIEW,
@@ -375,7 +375,7 @@ def _verdicts_by_exercise(exercise_ids: list[int]) -> dict[int, list[ExerciseAns
 
 
 def review_processor(*, now: datetime, dry_run: bool = False) -> dict[str, Any]:
-    """Review one batch of `pending_review` exercises (jobs.md §5); `dry_run` shows the queue."""
+    """Review one batch of `pending_review` exercises (docs/jobs.md); `dry_run` shows the queue."""
     batch = _queue()
     reason = llm.disabled_reason(LLMPurpose.ASSESSMENT)
     stats: dict[str, Any] = {

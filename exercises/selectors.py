@@ -107,7 +107,7 @@ def exercise_pick_random(
     """A uniformly random published exercise matching the filters, without a table scan.
 
     Draw r in [0, 1) and walk the `exercise_pick_*_idx` index from r, wrapping to the start:
-    one round trip whose cost is bounded by the rows `exclude` skips, not by the bank (Fix 9).
+    one round trip whose cost is bounded by the rows `exclude` skips, not by the bank.
     The statement is written out (parameterised) because this is the hottest query of the
     service and the ORM's compilation of a two-branch UNION cost more than its execution.
     """
@@ -152,7 +152,7 @@ def exercise_pick_random(
 
 @dataclass(frozen=True)
 class WeightedErrorRate:
-    """Rating-weighted attempts since the last review (jobs.md §4.2 steps 2–3)."""
+    """Rating-weighted attempts since the last review (docs/jobs.md)."""
 
     attempts: int
     weighted_total: float

@@ -235,7 +235,7 @@ def exercise_save_generated(
     return exercise
 
 
-#: Leaving one of these statuses means a review finished (quality stats restart after it, Fix 15).
+#: Leaving one of these statuses means a review finished (quality stats restart after it).
 REVIEW_STATUSES = frozenset({ExerciseStatus.PENDING_REVIEW, ExerciseStatus.PENDING_ADMIN_REVIEW})
 
 

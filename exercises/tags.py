@@ -1,4 +1,4 @@
-"""Tag vocabularies: the only grammar and vocabulary tags the LLM may use (shared llm.md §5).
+"""Tag vocabularies: the only grammar and vocabulary tags the LLM may use.
 
 Imported exercises may carry other tags (a warning, not an error); reports count whatever is stored.
 """

@@ -1,4 +1,4 @@
-"""Verdicts: reuse a stored judgement of an answer, or create one (domain.md §10.4–10.7).
+"""Verdicts: reuse a stored judgement of an answer, or create one.
 
 The verdict cache holds one row per (exercise, canonical answer, feedback language). A correct row
 is reused in every language; an incorrect one in its own language. Otherwise a new row comes from
@@ -16,7 +16,7 @@ on (issue 10, item 8).
 
 Creation runs under the cache lock `verdict:<exercise>:<answer_key>:<feedback_language>`: the
 winner calls the model (outside any transaction) and inserts; the others poll for the row and reuse
-it. The insert is insert-or-get on `uniq_verdict_answer_language`, the final guarantee (Fix 7). The
+it. The insert is insert-or-get on `uniq_verdict_answer_language`, the final guarantee. The
 validator itself is additionally serialised per (exercise, answer_key), so concurrent learners with
 different languages get one validation and one translation rather than two validations.
 """
@@ -258,7 +258,7 @@ def clean_feedback(text: str) -> str:
 def _validate(
     *, exercise: Exercise, answer: CanonicalAnswer, user_id: int, user_language: str
 ) -> Verdict:
-    """Ask the validator (llm.md §9) and store its verdict; on failure the deterministic one."""
+    """Ask the validator and store its verdict; on failure the deterministic one."""
     prompt = VALIDATORS[exercise.exercise_type]
     data = exercise.data
     values = {
@@ -318,7 +318,7 @@ def _translate(
     sources: list[ExerciseAnswer],
     feedback_language: str,
 ) -> Verdict:
-    """Translate an existing verdict's feedback (llm.md §10) and store the copy."""
+    """Translate an existing verdict's feedback and store the copy."""
     source = next(
         (row for row in sources if row.feedback_language == TRANSLATION_SOURCE_LANGUAGE),
         sources[0],
@@ -449,7 +449,7 @@ def _correct_texts(exercise: Exercise) -> list[str]:
 def verdict_insert_automatic(
     *, exercise: Exercise, answer: CanonicalAnswer, user_id: int, feedback_language: str
 ) -> ExerciseAnswer:
-    """The automatic verdict of a wrong accent or story answer (domain.md §10.5)."""
+    """The automatic verdict of a wrong accent or story answer."""
     return verdict_insert(
         exercise=exercise,
         answer=answer,
@@ -485,7 +485,7 @@ def _reference_answer(exercise: Exercise) -> dict[str, Any]:
 
 
 def deterministic_verdict(*, exercise: Exercise, answer: CanonicalAnswer) -> Verdict:
-    """The no-LLM verdict (domain.md §10.6): correct iff it is the reference answer; not stored."""
+    """The no-LLM verdict: correct iff it is the reference answer; not stored."""
     reference = _reference_answer(exercise)
     is_correct = answer.answer == reference
     return Verdict(

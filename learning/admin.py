@@ -2,7 +2,7 @@
 
 The user page shows the learner's progress (per-bot session state, streak, level), the latest
 attempts with their verdicts, and the payments and notifications sent; the profile page shows the
-same for one bot and offers "reset session" (domain.md §18, §8 step 6a), which calls
+same for one bot and offers "reset session", which calls
 `profile_staff_reset_session` like any other interface would.
 
 Payments and notifications depend on learning, not the reverse (STYLE: dependencies point one
@@ -42,7 +42,7 @@ LATEST = 20
 
 
 def session_state(profile: BotProfile, now: datetime, *, limit: int | None = None) -> str:
-    """The derived session state (domain.md §15.2) in words, as the next call would see it."""
+    """The derived session state in words, as the next call would see it."""
     served = profile.exercises_get_in_session
     if profile.session_frozen_until is not None:
         if now < profile.session_frozen_until:

@@ -2,7 +2,7 @@
 
 Plan template by effective status, the language's type distribution, then the user's and the
 profile's overrides. Unknown keys and invalid values are ignored key by key with a warning, never a
-500 (Fix 13). There is deliberately no cache: the inputs are on rows the request has loaded anyway,
+500. There is deliberately no cache: the inputs are on rows the request has loaded anyway,
 so a cache could only serve stale plans (Fix: the previous service's cache outlived status changes).
 """
 

@@ -1,12 +1,12 @@
-"""The `metrics_updater` job body (shared jobs.md §9): session metrics, every minute.
+"""The `metrics_updater` job body (docs/jobs.md): session metrics, every minute.
 
 It reads the profiles that practised within `SESSION_TTL_SINCE_LAST_EXERCISE +
 UPDATE_USER_METRICS_INTERVAL` (one query, with their users) and writes nothing to the database:
 
 * a session has **ended** when it is frozen (`session_frozen_until` set) or its last exercise is
   more than `SESSION_TTL_SINCE_LAST_EXERCISE` seconds old. An ended session is observed into
-  `backend_user_session_length_seconds` and `backend_exercises_per_session` **once** (weaknesses
-  #24): the cache key `metrics:session_observed:<profile id>:<session start, unix>` is added
+  `backend_user_session_length_seconds` and `backend_exercises_per_session` **once**:
+  the cache key `metrics:session_observed:<profile id>:<session start, unix>` is added
   atomically (TTL 1 h) and only the run that adds it observes;
 * the other sessions are counted per label tuple into `backend_active_users_total`, published to the
   cache (`duoniche.metrics_collector`) so that the web's `/metrics` exports it whichever worker ran
@@ -58,7 +58,7 @@ def _labels(profile: BotProfile) -> tuple[str, ...]:
 
 
 def session_ended(profile: BotProfile, *, now: datetime) -> bool:
-    """Frozen, or idle for longer than the session TTL (jobs.md §9 step 2)."""
+    """Frozen, or idle for longer than the session TTL (docs/jobs.md)."""
     if profile.session_frozen_until is not None:
         return True
     if profile.last_exercise_at is None:  # never practised: no session to end
@@ -101,7 +101,7 @@ def _label_sets(
 
 
 def metrics_updater(*, now: datetime, dry_run: bool = False) -> dict[str, Any]:
-    """Observe ended sessions once and publish the active users (jobs.md §9)."""
+    """Observe ended sessions once and publish the active users (docs/jobs.md)."""
     ttl = int(settings.SESSION_TTL_SINCE_LAST_EXERCISE)
     interval = int(settings.UPDATE_USER_METRICS_INTERVAL)
     profiles = (

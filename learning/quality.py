@@ -1,26 +1,26 @@
-"""The `quality_monitor` job body (shared jobs.md §4): user ratings, then review candidates.
+"""The `quality_monitor` job body (docs/jobs.md): user ratings, then review candidates.
 
 `learning` owns attempts and ratings, so it orchestrates; flagging is the exercises service
-`exercise_change_status`. Set-based throughout (weaknesses #39): the query count does not grow with
+`exercise_change_status`. Set-based throughout: the query count does not grow with
 the number of profiles or attempts, only with the number of exercises flagged.
 
-**Skip** (weaknesses #40): with no attempt recorded since the previous successful run (its
+**Skip**: with no attempt recorded since the previous successful run (its
 `JobRun.started_at`), nothing can have changed and the run stops after one `EXISTS` query.
 
-**Ratings** (§4.1): one aggregate query over all attempts grouped by (user, exercise language):
+**Ratings**: one aggregate query over all attempts grouped by (user, exercise language):
 distinct UTC days, total and correct attempts. `log_attempts = log10(1 + total)`; both the days and
 `log_attempts` are min–max normalised across all groups, only when both ranges are positive;
 `rating = round(0.4·days + 0.3·log_attempts + 0.3·correct_ratio, 4)`, written with one bulk update
 of `rating` and `rating_last_calculated_at` only (batches of 1000).
 
-**Candidates** (§4.2): published exercises unchanged for `QUALITY_MIN_HOURS_SINCE_UPDATE` hours,
-attempted since the previous successful run; only attempts after `last_reviewed_at` count (Fix 15,
-weaknesses #25), each weighted by its author's rating in the exercise's language
-(`COALESCE(rating, QUALITY_DEFAULT_RATING)`, the profile LEFT JOINed), in one grouped query. A
-candidate has a weighted total ≥ `QUALITY_MIN_WEIGHTED_ATTEMPTS` and a weighted error rate
-strictly above `QUALITY_ERROR_RATE_THRESHOLD`; it goes `published → pending_review` (source
-`quality_monitor`) with its totals as the review's `stats`. Sums are rounded to 6 places before
-the comparisons, so the boundaries do not depend on float summation order.
+**Candidates**: published exercises unchanged for `QUALITY_MIN_HOURS_SINCE_UPDATE` hours, attempted
+since the previous successful run; only attempts after `last_reviewed_at` count (so a reviewed
+exercise is not flagged again on old mistakes), each weighted by its author's rating in the
+exercise's language (`COALESCE(rating, QUALITY_DEFAULT_RATING)`, the profile LEFT JOINed), in one
+grouped query. A candidate has a weighted total ≥ `QUALITY_MIN_WEIGHTED_ATTEMPTS` and a weighted
+error rate strictly above `QUALITY_ERROR_RATE_THRESHOLD`; it goes `published → pending_review`
+(source `quality_monitor`) with its totals as the review's `stats`. Sums are rounded to 6 places
+before the comparisons, so the boundaries do not depend on float summation order.
 
 Idempotent: flagged exercises leave `published`, statistics restart after every review, and a rerun
 rewrites the same ratings.
@@ -110,7 +110,7 @@ def previous_success_at(*, now: datetime) -> datetime | None:
     return started
 
 
-# --- ratings (§4.1) -----------------------------------------------------------------------------
+# --- ratings ------------------------------------------------------------------------------------
 
 
 def rating_groups() -> list[RatingGroup]:
@@ -137,7 +137,7 @@ def rating_groups() -> list[RatingGroup]:
 
 
 def compute_ratings(groups: list[RatingGroup]) -> dict[tuple[int, str], float]:
-    """The rating of each (user, language) group (jobs.md §4.1 steps 2–4)."""
+    """The rating of each (user, language) group (docs/jobs.md)."""
     if not groups:
         return {}
     days = [group.active_days for group in groups]
@@ -174,7 +174,7 @@ def ratings_write(*, ratings: dict[tuple[int, str], float], now: datetime) -> in
     return len(profiles)
 
 
-# --- candidates (§4.2) --------------------------------------------------------------------------
+# --- candidates ---------------------------------------------------------------------------------
 
 
 def review_candidates(*, now: datetime, since: datetime | None) -> list[Candidate]:
@@ -254,7 +254,7 @@ def candidates_flag(*, candidates: list[Candidate], now: datetime) -> list[int]:
 
 
 def quality_monitor(*, now: datetime, dry_run: bool = False) -> dict[str, Any]:
-    """Ratings, then candidates (jobs.md §4); `dry_run` computes both and writes nothing."""
+    """Ratings, then candidates (docs/jobs.md); `dry_run` computes both and writes nothing."""
     since = previous_success_at(now=now)
     stats: dict[str, Any] = {
         "dry_run": dry_run,

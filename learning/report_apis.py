@@ -22,7 +22,7 @@ class LatestDetailedReportApi(BotAPIView):
         parameters=[USER_ID, BOT_ID],
         responses={
             200: report_schemas.ReportStatusResponse,
-            # 503 also when the job queue is unreachable: the report is left as it was.
+            # A broker that is down is no error: the report waits for report_generation_sweep.
             **error_responses(
                 {404: ["profile_not_found", "report_not_found"], 422: ["invalid_bot_id"]}
             ),

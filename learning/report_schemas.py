@@ -1,4 +1,4 @@
-"""Schemas of the report endpoints (bot-api.md §3.11).
+"""Schemas of the report endpoints (docs/api.md).
 
 The path is the usual (user, bot) pair and the response model was declared with the learner
 schemas; both are reused from there so the OpenAPI document has one component of each.

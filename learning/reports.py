@@ -1,13 +1,13 @@
 """Weekly reports: the Monday short reports, the latest-detailed request and the detailed report.
 
-Shared spec domain.md §13, bot-api.md §3.11, llm.md §12:
+See docs/api.md (latest-detailed) and docs/jobs.md (the jobs):
 
 * `weekly_reports_create` (called by the `weekly_reports` job in `notifications`) makes the PENDING
   short reports of the previous week: candidates and their numbers come from one grouped query,
   the reports are bulk-inserted (the unique (user, bot, week) makes re-runs no-ops) and the
-  profiles' `last_report_generated_at` is set with one UPDATE (Fix: weaknesses #37, #39);
+  profiles' `last_report_generated_at` is set with one UPDATE;
 * `report_request_detailed` moves the latest report atomically to GENERATING and then enqueues
-  one generation job (Fix 10: concurrent presses enqueue one job, FAILED is retried); the same
+  one generation job (concurrent presses enqueue one job, FAILED is retried); the same
   UPDATE records that the job is still to be queued (a transactional outbox), so when the broker
   is unreachable the request still answers GENERATING and the `report_generation_sweep` job
   queues the job once the broker is back; the job acts once per request however often it is
@@ -85,7 +85,7 @@ def report_not_found(user_id: Any, bot_id: str, *, status: int = 404) -> Applica
     )
 
 
-# --- the request (bot-api.md §3.11) -------------------------------------------------------------
+# --- the request (docs/api.md) ------------------------------------------------------------------
 
 
 def report_request_detailed(*, user_id: int, bot_id: str, now: datetime) -> str:
@@ -196,7 +196,7 @@ def report_generation_sweep(*, now: datetime, dry_run: bool) -> dict[str, Any]:
     return {"waiting": len(waiting), "queued": queued}
 
 
-# --- period summary (domain.md §13.2) -----------------------------------------------------------
+# --- period summary -----------------------------------------------------------------------------
 
 
 def _tag_list(value: Any) -> list[str]:
@@ -242,7 +242,7 @@ class PeriodSummary:
         return dict(Counter(self.error_grammar_tags) + Counter(self.error_vocab_tags))
 
     def describe(self) -> str:
-        """English sentences with the numbers and the top-7 tags (llm.md §12.2); "" when empty."""
+        """English sentences with the numbers and the top-7 tags; "" when empty."""
         if not self.total_attempts:
             return ""
         lines = [
@@ -304,7 +304,7 @@ def period_summary(*, user_id: int, bot_id: str, start: datetime, end: datetime)
     )
 
 
-# --- the Monday short reports (domain.md §13.1) ------------------------------------------------
+# --- the Monday short reports ------------------------------------------------------------------
 
 
 def weekly_report_week_start(now: datetime) -> date:
@@ -343,12 +343,12 @@ class WeeklyCandidate:
 
 
 def weekly_report_candidates(*, week_start: date) -> list[WeeklyCandidate]:
-    """(user, bot) pairs owed a short report for `week_start`: one grouped query (Fix: #37, #39).
+    """(user, bot) pairs owed a short report for `week_start`: one grouped query.
 
     Attempts in the week's window, joined to their exercises and to the user's **active** profile
     of the exercise's language, grouped by (user, language), keeping groups with at least
     `MIN_ATTEMPTS_FOR_WEEKLY_REPORT` attempts and no report for that week yet. The same query
-    counts what the short report shows (the §13.2 totals), so there is no per-profile summary.
+    counts what the short report shows (the period totals), so there is no per-profile summary.
     """
     start, end = report_window(week_start)
     existing = WeeklyReport.objects.filter(
@@ -399,7 +399,7 @@ WEEKLY_REPORT_INSERT_BATCH = 1000
 
 
 def weekly_reports_create(*, now: datetime) -> WeeklyReportsCreated:
-    """Create the PENDING short reports of the week before `now`'s week (domain.md §13.1 steps 1-4).
+    """Create the PENDING short reports of the week before `now`'s week.
 
     Idempotent: the candidates skip pairs that already have a report, and the insert ignores a
     conflict on `uniq_report_user_bot_week`, so a re-run (or a racing one) adds nothing. Only the
@@ -447,7 +447,7 @@ def weekly_reports_create(*, now: datetime) -> WeeklyReportsCreated:
     )
 
 
-# --- the detailed report's context (domain.md §13.3 step 2) ------------------------------------
+# --- the detailed report's context -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -487,7 +487,7 @@ def _answer_words(exercise_type: str, canonical: str) -> str:
 
 
 def _answered_text(exercise_type: str, data: Any, canonical: str) -> str:
-    """The exercise text with the learner's answer in place (domain.md §4.2)."""
+    """The exercise text with the learner's answer in place."""
     if exercise_type != ExerciseType.FILL_IN_THE_BLANK:
         return canonical
     text = str(data.get("text_with_blanks") or "") if isinstance(data, dict) else ""
@@ -565,7 +565,7 @@ def detailed_report_context(report: WeeklyReport) -> DetailedReportContext:
     )
 
 
-# --- the deterministic report (llm.md §12.3) ----------------------------------------------------
+# --- the deterministic report -------------------------------------------------------------------
 
 
 def _escape(text: str) -> str:
@@ -625,7 +625,7 @@ def deterministic_detailed_report(context: DetailedReportContext, language: str 
     return "\n\n".join(parts)
 
 
-# --- the LLM writer (llm.md §12.1) -------------------------------------------------------------
+# --- the LLM writer ----------------------------------------------------------------------------
 
 
 def _tag_line(tags: dict[str, list[str]]) -> str:
@@ -737,7 +737,7 @@ def report_write(context: DetailedReportContext, language: str | None) -> str:
     return deterministic_detailed_report(context, language)
 
 
-# --- cleaning and length (llm.md §12.1 "Length handling", §13) ---------------------------------
+# --- cleaning and length -----------------------------------------------------------------------
 
 
 def report_text_finish(text: str) -> str:
@@ -749,7 +749,7 @@ def report_text_finish(text: str) -> str:
     return truncate_visible(clean_telegram_html(text), MAX_LENGTH_FULL_REPORT, ellipsis=ELLIPSIS)
 
 
-# --- generation (domain.md §13.3 "Generation task") ---------------------------------------------
+# --- generation ---------------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -805,9 +805,9 @@ def report_generate_detailed(*, report_id: int, now: datetime) -> None:
 
     1. lock the report; act only on GENERATING (a duplicate delivery stops here); count the attempt;
     2. build the context from this report's week and the week before;
-    3. write the report with the `reports` LLM (llm.md §12.1), asking again with a shorter target
+    3. write the report with the `reports` LLM, asking again with a shorter target
        while it is too long; without an LLM, with the budget exhausted, or when the first request
-       fails, from message templates (llm.md §12.3); cleaned to the Telegram-HTML subset;
+       fails, from message templates; cleaned to the Telegram-HTML subset;
     4. cap the length at 3996 visible characters (word boundary, tags balanced, `…`);
     5. save it as GENERATED; 6. on any exception, FAILED with the reason (the bot may ask again).
 

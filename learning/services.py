@@ -87,7 +87,7 @@ def _profile_defaults(user_language: str) -> dict[str, Any]:
 
 
 def _get_or_create_profile(*, user: TelegramUser, bot_id: str, user_language: str) -> BotProfile:
-    """Race-safe get-or-create: the unique (user, bot_id) decides; a loser re-reads (Fix 4)."""
+    """Race-safe get-or-create: the unique (user, bot_id) decides; a loser re-reads."""
     profile = BotProfile.objects.filter(user=user, bot_id=bot_id).first()
     if profile is not None:
         return profile
@@ -347,7 +347,7 @@ def _payment_keyboard(language: str) -> list[dict[str, str]]:
 
 
 def profile_next_action(*, user_id: int, bot_id: str, now: datetime) -> NextAction:
-    """Decide what the learner gets next (shared domain.md §8) and record it atomically."""
+    """Decide what the learner gets next and record it atomically."""
     language = get_language(bot_id)
     if language is None:
         raise invalid_bot(bot_id, code="invalid_bot_id", status=422)
@@ -505,7 +505,7 @@ def _pick_type(learning: EffectiveSettings, language: Language) -> str:
 def exercise_select(
     *, profile: BotProfile, learning: EffectiveSettings
 ) -> tuple[Exercise | None, bool]:
-    """The next exercise (domain.md §9): new ones first, then mistakes, then the least recent.
+    """The next exercise: new ones first, then mistakes, then the least recent.
 
     Returns (exercise, whether it is a repetition).
     """
@@ -559,7 +559,7 @@ def exercise_select(
 
 
 def profile_staff_reset_session(*, profile_id: int, now: datetime) -> BotProfile:
-    """The admin's "reset session" (domain.md §18): start a new session now (§8 step 6a).
+    """The admin's "reset session": start a new session now.
 
     The same reset as a session-unlock payment, on the profile row locked for the write. The next
     call of the bot serves a fresh session: counters zeroed, no freeze, reminder state cleared.

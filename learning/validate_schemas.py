@@ -1,4 +1,4 @@
-"""Request and response schemas of the validate endpoints (bot-api.md §3.9, §3.10, §2.4).
+"""Request and response schemas of the validate endpoints (docs/api.md).
 
 The answer object is a union tried left to right, so 422 locations name the variant class
 (`FillInTheBlankAnswerSchema` first, then `ChooseAnswerSchema`) as the previous service's did.

@@ -1,4 +1,4 @@
-"""Checking a learner's answer: the validate endpoints' service (bot-api.md §3.9, domain.md §10).
+"""Checking a learner's answer: the validate endpoints' service (docs/api.md).
 
 Everything that can fail with a 4xx is checked before the first write. The verdict (which may call
 the LLM) is obtained outside any transaction; then one statement records the attempt and bumps the
@@ -180,7 +180,7 @@ def attempt_validate(
 ) -> ValidationResult:
     """Judge and record one answer (`{"exercise_type", "words"}` or `{"exercise_type", "answer"}`).
 
-    Steps in the order of bot-api.md §3.9; the same answer from the same learner within
+    Steps in the order docs/api.md gives; the same answer from the same learner within
     `ASYNC_TASK_CACHE_TTL` returns the earlier result and records nothing.
     """
     started = time.monotonic()

@@ -32,7 +32,7 @@ class NotificationLog(models.Model):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     #: When the last attempt to publish began (the message's `created_at`); stuck detection.
     last_attempt_at = models.DateTimeField(null=True, blank=True)
-    #: A `failed` row is re-sent from this moment on (exponential back-off, §8.4 as amended).
+    #: A `failed` row is re-sent from this moment on (exponential back-off, docs/notifier.md).
     next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

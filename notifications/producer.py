@@ -1,4 +1,4 @@
-"""The Notifier producer (shared jobs.md §8.1, §8.3, §8.4): log rows in, Celery messages out.
+"""The Notifier producer (docs/notifier.md): log rows in, Celery messages out.
 
 A notification is produced in two steps:
 
@@ -6,9 +6,9 @@ A notification is produced in two steps:
    `task_id`, a unique `dedupe_key`) and register a `transaction.on_commit` callback that sends
    it. A `dedupe_key` already present means the notification was already produced: nothing is
    inserted, unless the existing row is `failed` and due for its retry, which is claimed
-   (`failed → pending`) and sent again with the same row and `task_id` (§8.4).
+   (`failed → pending`) and sent again with the same row and `task_id`.
 2. **Send**, after commit, synchronously (never inside a transaction, never from a web request):
-   build the message of the contract (§8.1) and publish it with `celery_app.send_task` to the
+   build the message of the contract and publish it with `celery_app.send_task` to the
    Notifier queue, then record the outcome: `enqueued` (`enqueued_at`), `failed` (`attempts`,
    `error`, `next_attempt_at`; retried by a later scheduler cycle) or `skipped` (no broker, a
    non-numeric `telegram_id`).
@@ -25,13 +25,13 @@ Publishing fails fast: socket timeouts of `NOTIFICATION_PUBLISH_TIMEOUT_SECONDS`
 Two entry points share this path: `notification_prepare` (one notification, a savepoint per call)
 and `notification_prepare_many` (set-based, for jobs: a constant number of queries per batch, and
 an `on_enqueued` callback for the follow-up writes that must happen only after a successful
-enqueue, §8.3 step 4).
+enqueue).
 
 On-commit callbacks run when the outermost `atomic` block exits, so once it has exited the sends
 have happened: re-read the row (`NotificationLog.status`) to learn the outcome.
 
 Without a broker (`CELERY_BROKER_URL` empty, i.e. `REDIS_URL` empty) or in eager mode the producer
-is disabled (jobs.md §1): each notification is logged and its row set to `skipped`, "no broker".
+is disabled (docs/jobs.md): each notification is logged and its row set to `skipped`, "no broker".
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ from notifications.models import NotificationLog
 
 logger = logging.getLogger(__name__)
 
-#: The Notifier's task (§8.1): the previous service's name, kept for byte compatibility.
+#: The Notifier's task: the previous service's name, kept for byte compatibility.
 NOTIFIER_TASK_NAME = "src.notifier.tasks.send_notification"
 PARSE_MODE = "HTML"
-#: A `pending` row older than this was committed but never sent (the process died): §8.4.
+#: A `pending` row older than this was committed but never sent (the process died).
 STUCK_AFTER = timedelta(minutes=10)
 #: After this many broker failures in a row, the rest of a batch is failed without trying.
 MAX_CONSECUTIVE_BROKER_FAILURES = 3
@@ -194,7 +194,7 @@ def notification_prepare(
     Must run inside `transaction.atomic()`. Returns the row to be sent, or None when `dedupe_key`
     was already produced (the insert is done in a savepoint, so the caller's transaction goes on).
     A duplicate whose row is `failed` and due for its retry is the exception: that row is claimed
-    and re-sent, and returned (§8.4).
+    and re-sent, and returned.
     """
     _require_transaction()
     draft = NotificationDraft(
@@ -281,7 +281,7 @@ def notification_prepare_many(
     """Insert many notifications at once and send them when the caller's transaction commits.
 
     Must run inside `transaction.atomic()`. Drafts whose `dedupe_key` was already produced are
-    skipped, except `failed` rows due for a retry, which are claimed and re-sent (§8.4). After
+    skipped, except `failed` rows due for a retry, which are claimed and re-sent. After
     commit the batch is sent, then `on_enqueued(<dedupe keys enqueued>)` runs the follow-up writes
     and `on_sent(batch)` sees the outcomes. The number of queries does not grow with the number of
     drafts below `CHUNK_SIZE`.
@@ -383,7 +383,7 @@ def _send_batch(
         on_sent(batch)
 
 
-# --- the message (§8.1) -------------------------------------------------------------------------
+# --- the message --------------------------------------------------------------------------------
 
 
 class PreparationError(ValueError):
@@ -412,7 +412,7 @@ class OutgoingNotification:
 
 
 def notification_message(log: OutgoingNotification, *, now: datetime) -> dict[str, Any]:
-    """The Notifier's single positional argument, keys in the contract's order (§8.1).
+    """The Notifier's single positional argument, keys in the contract's order.
 
     `created_at` is `now`, the moment of this attempt: a retry is a fresh message (issue 10).
     """
@@ -654,7 +654,7 @@ def _publish(logs: list[OutgoingNotification], outcomes: _Outcomes, *, now: date
             outcomes.enqueued.append(log.pk)
 
 
-# --- stuck rows (§8.4) --------------------------------------------------------------------------
+# --- stuck rows ---------------------------------------------------------------------------------
 
 
 def notification_fail_stuck(*, now: datetime) -> int:

@@ -1,4 +1,4 @@
-"""Is a queued notification still worth delivering? (bot-api.md §3.14, jobs.md §8.5, Fix 16)
+"""Is a queued notification still worth delivering? (docs/api.md, docs/notifier.md)
 
 The Notifier asks just before it sends. The log row stored, when it was produced, the facts the
 message relied on (`context`); the notification is relevant while they still hold.

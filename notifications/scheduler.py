@@ -1,13 +1,13 @@
-"""The `notification_scheduler` job (shared jobs.md §6): reminders and report deliveries.
+"""The `notification_scheduler` job (docs/jobs.md): reminders and report deliveries.
 
-Every 300 s, four parts, each producing its notifications through the producer (§8):
+Every 300 s, four parts, each producing its notifications through the producer:
 
 * **A. Session reminders**: opted-in profiles whose freeze ended within the lookback (three
   cycles), once per freeze (`session_reminder:<profile>:<frozen_until unix>`).
 * **B. Long-break reminders**: the ladder `1d … 90d` at about the UTC time of day of the last
-  practice (modulo 24 h, so across midnight too: Fix 14), with a 47 h cooldown; after a successful
+  practice (modulo 24 h, so across midnight too), with a 47 h cooldown; after a successful
   enqueue only the two reminder fields are written, and only if `last_exercise_at` is still the
-  value read (Fix 3: an exercise served meanwhile wins).
+  value read (an exercise served meanwhile wins).
 * **C. Detailed-report delivery**: `GENERATED` reports past `FULL_WEEKLY_REPORT_SENDING_DELAY`
   are sent with the donation button and moved to `SENT` after the enqueue.
 * **D. Short-report catch-up**: reports of the last two days never announced (a crash between the
@@ -16,10 +16,10 @@ Every 300 s, four parts, each producing its notifications through the producer (
 
 Each part reads its candidates in one query, inserts its log rows in one transaction
 (`notification_prepare_many`), sends them after commit and writes its follow-up with set-based
-conditional UPDATEs: the number of queries does not grow with the number of candidates (weakness
-39). A second run changes nothing: dedupe keys, conditional updates. Before the parts, `pending`
+conditional UPDATEs: the number of queries does not grow with the number of candidates.
+A second run changes nothing: dedupe keys, conditional updates. Before the parts, `pending`
 rows left by a crashed sender are marked `failed`; a `failed` row whose back-off has passed is
-re-sent by the part that produces its key again (§8.4), and otherwise by part E:
+re-sent by the part that produces its key again, and otherwise by part E:
 
 * **E. Retries** (issue 10 item 17): `failed` rows due for a retry that are still relevant by the
   relevance rules are re-sent, whether or not they are still candidates, with their follow-up
@@ -110,7 +110,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-# --- the long-break ladder (§6.B) ---------------------------------------------------------------
+# --- the long-break ladder ----------------------------------------------------------------------
 
 
 def long_break_step(
@@ -311,7 +311,7 @@ def profiles_mark_long_break_sent(*, sent: list[tuple[int, datetime, str]], now:
     """Record reminders `(profile id, last_exercise_at read, step)`; the number of rows written.
 
     Only the two reminder fields, and only where `last_exercise_at` is still the value read: an
-    exercise served meanwhile reset them, and that wins (Fix 3). `updated_at` is not touched.
+    exercise served meanwhile reset them, and that wins. `updated_at` is not touched.
     One statement on PostgreSQL (joined to the arrays of values); elsewhere one per step and chunk.
     """
     if not sent:
@@ -563,7 +563,7 @@ PARTS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def notification_scheduler(*, now: datetime, dry_run: bool) -> dict[str, Any]:
-    """The job body (jobs.md §6): stuck rows, then parts A–D; their stats."""
+    """The job body (docs/jobs.md): stuck rows, then parts A–D; their stats."""
     stats: dict[str, Any] = {}
     if dry_run:
         stats["stuck_pending"] = NotificationLog.objects.filter(stuck_pending(now=now)).count()

@@ -1,8 +1,8 @@
-"""Who is due for which notification (shared jobs.md §6): one set-based query per part.
+"""Who is due for which notification (docs/jobs.md): one set-based query per part.
 
 Every selector returns plain rows, read in one query whatever the number of candidates; the
 scheduler turns them into notifications. Times of day are compared in explicit UTC, whatever the
-DB session's time zone (Fix 14).
+DB session's time zone.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.db.models.functions import TruncTime
 from duoniche.enums import ProfileStatus, ReportStatus
 from learning.models import BotProfile, WeeklyReport
 
-#: Reports created this recently without a short-report notification are caught up (§6.D).
+#: Reports created this recently without a short-report notification are caught up.
 SHORT_REPORT_CATCH_UP = timedelta(days=2)
 DAY = timedelta(days=1)
 
@@ -53,7 +53,7 @@ class ReportCandidate:
 
 
 def profiles_due_for_session_reminder(*, now: datetime) -> list[SessionReminderCandidate]:
-    """Opted-in active profiles whose freeze ended within the lookback (§6.A)."""
+    """Opted-in active profiles whose freeze ended within the lookback."""
     lookback = timedelta(seconds=settings.SESSION_REMINDER_LOOKBACK_SECONDS)
     rows = (
         BotProfile.objects.filter(
@@ -94,7 +94,7 @@ def long_break_first_interval() -> timedelta:
 
 
 def profiles_due_for_long_break(*, now: datetime) -> list[LongBreakCandidate]:
-    """Active profiles inactive ≥ the first interval, practising at about this UTC time (§6.B).
+    """Active profiles inactive ≥ the first interval, practising at about this UTC time.
 
     Profiles still in cooldown, and those whose ladder is finished, are left out here already;
     the scheduler decides the step of each one.
@@ -145,7 +145,7 @@ def _active_profile_language() -> Subquery:
 
 
 def reports_due_for_full_delivery(*, now: datetime) -> list[ReportCandidate]:
-    """Generated detailed reports past the sending delay, of active profiles (§6.C)."""
+    """Generated detailed reports past the sending delay, of active profiles."""
     delay = timedelta(seconds=settings.FULL_WEEKLY_REPORT_SENDING_DELAY)
     rows = (
         WeeklyReport.objects.filter(
@@ -166,7 +166,7 @@ def reports_due_for_full_delivery(*, now: datetime) -> list[ReportCandidate]:
 
 
 def reports_due_for_short_catch_up(*, now: datetime) -> list[ReportCandidate]:
-    """Reports of the last two days never announced, of active profiles (§6.D)."""
+    """Reports of the last two days never announced, of active profiles."""
     rows = (
         WeeklyReport.objects.filter(
             generated_at__gte=now - SHORT_REPORT_CATCH_UP, short_notified_at__isnull=True

@@ -1,4 +1,4 @@
-"""The `weekly_reports` job: Monday short reports and their notifications (jobs.md §7).
+"""The `weekly_reports` job: Monday short reports and their notifications (docs/jobs.md).
 
 Crontab Monday 09:00 UTC with safety re-fires at 10:00, 11:00 and 12:00; the runner's period key
 is the ISO week, so a re-fire after a success is `skipped_period`. The body:
@@ -11,7 +11,7 @@ is the ISO week, so a re-fire after a success is `skipped_period`. The body:
    `REPORT_NOTIFICATION_BATCH_SIZE`, sleeping `REPORT_NOTIFICATION_BATCH_DELAY_SECONDS` between
    batches (never in a dry run). Each batch is one transaction in which the producer inserts the
    log rows (de-duplicated by `weekly_report_short:<report_id>`); it sends them after commit, and
-   the reports whose notification was enqueued get `short_notified_at` (§8.3 step 4).
+   the reports whose notification was enqueued get `short_notified_at`.
 
 A second run in the same week finds nothing to create and nothing to notify.
 """
@@ -49,7 +49,7 @@ def short_report_dedupe_key(report_id: int) -> str:
 
 
 def short_report_markup(report_id: int, button_text: str) -> dict[str, Any]:
-    """The one button under the short report: "yes, prepare my detailed report" (jobs.md §8.2)."""
+    """The button under the short report: "yes, prepare my detailed report" (docs/notifier.md)."""
     return {
         "inline_keyboard": [
             [
@@ -76,13 +76,13 @@ def _reports_to_notify(week_start: date) -> Any:
 
 
 def weekly_reports_notify(*, week_start: date, now: datetime) -> dict[str, int]:
-    """Produce the short-report notifications of `week_start`'s reports in batches (§7 step 2).
+    """Produce the short-report notifications of `week_start`'s reports in batches.
 
     Each batch is one transaction holding a set-based `notification_prepare_many` (a constant
     number of queries per batch); the producer sends after commit, and only the reports whose
-    notification was enqueued get `short_notified_at = now`, conditional on it being null (§8.3
-    step 4). A report whose notification failed to enqueue keeps a null `short_notified_at`: the
-    scheduler's catch-up (§6.D) offers it again and the producer re-sends the failed row (§8.4).
+    notification was enqueued get `short_notified_at = now`, conditional on it being null. A
+    report whose notification failed to enqueue keeps a null `short_notified_at`: the
+    scheduler's catch-up offers it again and the producer re-sends the failed row.
     """
     rows = list(
         _reports_to_notify(week_start).values_list(
@@ -141,7 +141,7 @@ def _mark_notified(keys: list[str], *, drafts: dict[str, NotificationDraft], now
 
 
 def weekly_reports(*, now: datetime, dry_run: bool) -> dict[str, Any]:
-    """The job body (jobs.md §7): create last week's short reports, then notify them.
+    """The job body (docs/jobs.md): create last week's short reports, then notify them.
 
     A dry run writes nothing: it counts the reports that would be created and the reports of the
     week already waiting for their notification.

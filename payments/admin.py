@@ -1,6 +1,6 @@
 """Admin for payments: financial records, read-only; refunds go through `payment_refund`.
 
-The "Refund via Telegram" action (domain.md §11.5, permission `payments.refund_payment`, group
+The "Refund via Telegram" action (permission `payments.refund_payment`, group
 *support*) first shows a confirmation page listing the selected payments; on confirmation it calls
 the service once per payment (each one a Bot API call outside any transaction) and reports what
 happened: refunded, already refunded, being refunded by another request right now (nothing done),

@@ -1,4 +1,4 @@
-"""Invoice payloads (shared domain.md §11.2): build, sign, parse and verify (Fix 5).
+"""Invoice payloads: build, sign, parse and verify.
 
 Format, colon-separated and at most 128 bytes of UTF-8:
 

@@ -1,8 +1,8 @@
-"""Telegram Stars payments (shared domain.md §11): invoices, processing and refunds.
+"""Telegram Stars payments: invoices, processing and refunds.
 
-`payment_process` checks everything before its first write (Fix 2) and then writes in one short
+`payment_process` checks everything before its first write and then writes in one short
 transaction: the Payment row inside a savepoint (the unique charge id makes concurrent duplicates
-answer "already processed", Fix 5) and, for a session unlock, the reset of the locked profile.
+answer "already processed") and, for a session unlock, the reset of the locked profile.
 `payment_refund` first claims the payment (`paid` → `refunding`, committed), calls Telegram outside
 any transaction, then settles the claim (`refunded`, or back to `paid` on failure): two concurrent
 refunds make one Bot API call.
@@ -95,7 +95,7 @@ def report_not_found(report_id: int, user_id: int) -> ApplicationError:
 def payment_invoice_details(
     *, source: str, user_id: int, bot_id: str, item_id: int | None, now: datetime
 ) -> InvoiceDetails:
-    """The invoice for `source` in the profile's language, with a signed payload (§3.12).
+    """The invoice for `source` in the profile's language, with a signed payload.
 
     Checks, in the wire's order: the bot (422), the profile (before the source, Compat), then the
     source with its item.
@@ -184,7 +184,7 @@ def _amount_accepted(source: str, amount: int) -> bool:
 
 
 def _payment_check(*, amount: int, currency: str, payload: str) -> _Checked:
-    """Steps 2-7 of §3.13, reads only; the first failure raises its 400."""
+    """The checks of docs/api.md, in order, reads only; the first failure raises its 400."""
     parsed = payload_parse(payload)
     signed = payload_verify(parsed, accept_unsigned=settings.PAYMENTS_ACCEPT_UNSIGNED_PAYLOADS)
     if currency != CURRENCY:
@@ -300,7 +300,7 @@ def _payment_record(
 def payment_process(
     *, charge_id: str, amount: int, currency: str, payload: str, raw: dict[str, Any] | None
 ) -> PaymentOutcome:
-    """Record a successful Telegram Stars payment exactly once (§3.13, domain.md §11.3-11.4).
+    """Record a successful Telegram Stars payment exactly once.
 
     A known charge id answers "already processed" before any verification, so bot retries keep
     working after a secret rotation. Rejections write nothing.
@@ -348,7 +348,7 @@ class RefundResult:
 
 
 def payment_refund(*, payment_id: int, staff_user: AbstractBaseUser | None) -> RefundResult:
-    """Refund a payment via Telegram (domain.md §11.5); idempotent, one Bot API call at a time.
+    """Refund a payment via Telegram; idempotent, one Bot API call at a time.
 
     Must be called outside any transaction: the Bot API call is slow and external. The payment is
     first claimed (`paid` → `refunding`, a committed conditional update), so a concurrent refund

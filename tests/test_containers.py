@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.settings_env import settings_variables
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-CONFIG_MD = SHARED / "spec" / "config.md"
 APP_SERVICES = ("backend", "worker", "beat")
 
 
@@ -83,21 +83,6 @@ def read_dotenv(path: Path) -> dict[str, str]:
             quoted = re.match(r"\A'(.*)'\Z", value)
             values[key] = quoted.group(1) if quoted else value
     return values
-
-
-def config_md_variables() -> list[str]:
-    """Every variable named in the first column of the config.md §3 tables."""
-    if not CONFIG_MD.is_file():
-        pytest.skip(f"{CONFIG_MD} is not available")
-    text = CONFIG_MD.read_text(encoding="utf-8")
-    section = text.split("## 3. Variables", 1)[1].split("\n## 4.", 1)[0]
-    names: list[str] = []
-    for line in section.splitlines():
-        if not line.startswith("| `"):
-            continue
-        first_cell = line.split("|")[1]
-        names.extend(re.findall(r"`([A-Z][A-Z0-9_]*)`", first_cell))
-    return names
 
 
 # --- docker-compose.yml -----------------------------------------------------------------------
@@ -386,18 +371,12 @@ def test_entrypoint_migrates_any_command_on_request(run_entrypoint):
 ENV_EXAMPLE = ROOT / ".env.example"
 
 
-def test_env_example_names_every_config_md_variable():
-    names = config_md_variables()
-    assert len(names) > 100  # the parser really found the tables
+def test_env_example_names_every_variable_the_settings_read():
+    names = settings_variables().names
+    assert len(names) > 100  # the scan really found the settings' reads
     text = ENV_EXAMPLE.read_text(encoding="utf-8")
     missing = [name for name in names if not re.search(rf"^(# )?{name}=", text, re.MULTILINE)]
-    assert missing == []
-
-
-def test_env_example_has_a_section_per_config_md_subsection():
-    text = ENV_EXAMPLE.read_text(encoding="utf-8")
-    for number in range(1, 15):
-        assert re.search(rf"^# --- 3\.{number} \S", text, re.MULTILINE), f"3.{number}"
+    assert sorted(missing) == []
 
 
 def test_env_example_holds_defaults_and_no_secrets():

@@ -1,4 +1,4 @@
-"""Service-token authentication for the bot API (Fix 1).
+"""Service-token authentication for the bot API.
 
 Tokens come from `API_TOKENS`, sent as `Authorization: Bearer <t>` or `X-API-Key: <t>`, compared in
 constant time. With no tokens configured (allowed only in debug or with `API_ALLOW_ANONYMOUS`),

@@ -1,7 +1,7 @@
 """OpenAPI: the service-token auth, the error bodies, and the declared errors and parameters.
 
-Every operation declares the error responses it can give (bot-api.md §3, §4), each with the codes
-that status can carry, over two shared components (§1.6, §5.3): `ErrorBody` (`detail` a sentence)
+Every operation declares the error responses it can give (docs/api.md), each with the codes
+that status can carry, over two shared components: `ErrorBody` (`detail` a sentence)
 and `ValidationErrorBody` (`detail` the 422 list). `error_responses` adds the ones every operation
 can give (401, 405, 422, 500, 503; 413 with a body), so the view decorators name only their own.
 Path and query parameters are declared with the limits the server enforces.
@@ -41,7 +41,7 @@ VALIDATION_ERROR_ITEM = "ValidationErrorItem"
 ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
     ERROR_BODY: {
         "type": "object",
-        "description": "Every error that is not a request-shape 422 (bot-api.md §1.6).",
+        "description": "Every error that is not a request-shape 422 (docs/api.md).",
         "properties": {
             "detail": {
                 "type": "string",
@@ -49,7 +49,7 @@ ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
             },
             "code": {
                 "type": "string",
-                "description": "The machine-readable reason (bot-api.md §1.7); branch on it "
+                "description": "The machine-readable reason (docs/api.md); branch on it "
                 "together with the HTTP status. Each response lists the codes it can carry.",
             },
         },
@@ -72,7 +72,7 @@ ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
     },
     VALIDATION_ERROR_BODY: {
         "type": "object",
-        "description": "The request's path, query or body does not fit its schema (§1.6).",
+        "description": "The request's path, query or body does not fit its schema.",
         "properties": {
             "detail": {
                 "type": "array",
@@ -94,7 +94,7 @@ _STATUS_MEANING = {
     413: "The request body is larger than the upload limit",
     422: "The request does not fit its schema (list detail), or a semantic error (string detail)",
     500: "Unexpected failure",
-    503: "Temporarily unavailable (the database, or the job queue); retry later",
+    503: "Temporarily unavailable (the database); retry later",
 }
 
 

@@ -1,4 +1,4 @@
-"""Prompts of the exercises app, one small versioned module each (shared llm.md §1, §2.4).
+"""Prompts of the exercises app, one small versioned module each.
 
 Each module declares `Prompt` objects (id, version, system and user templates, output schema) for
 the LLM boundary in `duoniche.llm`. Untrusted text (the learner's answer, feedback being

@@ -1,7 +1,7 @@
-"""Choose-accent prompts (purpose `generation`, shared llm.md §7.5): word suitability, definition.
+"""Choose-accent prompts (purpose `generation`): word suitability, definition.
 
 The word comes from a scraped dictionary page, so it is untrusted: it goes only into the user
-message, inside `<dictionary_word>` tags, with any closing tag inside it neutralised (llm.md §2.4).
+message, inside `<dictionary_word>` tags, with any closing tag inside it neutralised.
 The suitability check sees the word without its stress mark (the stress is not to be judged); the
 definition sees the stressed word, because the stress tells homographs apart (па̀ра / пара̀).
 """

@@ -1,4 +1,4 @@
-"""Generation-time quality assessor (purpose `assessment`, shared llm.md §8).
+"""Generation-time quality assessor (purpose `assessment`).
 
 An expert reviewer checks a freshly generated exercise before it is published. The exercise text
 and options were written by a model, so they go in the user message inside data tags (the reviewer

@@ -1,4 +1,4 @@
-"""Exercise generators (purpose `generation`, shared llm.md §7.1–7.4).
+"""Exercise generators (purpose `generation`).
 
 One common system prompt (the teaching expert, the persona, the alphabet, the tag vocabularies)
 followed by the type's own instructions, and one output schema per type. Nothing untrusted goes

@@ -1,11 +1,11 @@
-"""Pending-review assessor prompts (purpose `assessment`, shared llm.md §11).
+"""Pending-review assessor prompts (purpose `assessment`).
 
 The quality monitor flags published exercises that many learners get wrong; the review processor
 asks for a second opinion before anything changes. Two prompts:
 
 * `assess_pending_exercise` (fill, choose-sentence, story): is the exercise flawed, or a fair but
   hard challenge? The exercise and the learners' answers were written by a model and by learners,
-  so they go only in the user message inside data tags (llm.md §2.4).
+  so they go only in the user message inside data tags.
 * `assess_pending_accent_word` (choose-accent): how common and well known the word is for the
   learner's level; the stress is not judged. The word comes from a scraped dictionary page.
 

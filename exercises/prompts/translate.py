@@ -1,4 +1,4 @@
-"""Feedback translator (purpose `translation`, shared llm.md §10).
+"""Feedback translator (purpose `translation`).
 
 A stored verdict's feedback is translated into another learner's language instead of asking the
 validator again; the result is cleaned to the Telegram-HTML subset before it is stored.

@@ -1,6 +1,6 @@
-"""Answer validators (purpose `validation`, shared llm.md §9): fill-in-the-blank, choose-sentence.
+"""Answer validators (purpose `validation`): fill-in-the-blank, choose-sentence.
 
-Only answers that are the exercise's own options reach these prompts (Fix 6); the data tags are a
+Only answers that are the exercise's own options reach these prompts; the data tags are a
 second layer. Accent and story answers are never sent to a model (automatic verdicts).
 """
 

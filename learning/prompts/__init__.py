@@ -1,4 +1,4 @@
-"""Prompts of the learning app, one small versioned module each (shared llm.md §1, §2.4).
+"""Prompts of the learning app, one small versioned module each.
 
 Each module declares a `Prompt` (id, version, system and user templates, output schema) for the
 LLM boundary in `duoniche.llm`. Learner data goes only into the user message, inside data tags

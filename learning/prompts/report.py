@@ -1,8 +1,8 @@
-"""Detailed report writer (purpose `reports`, operation `write_detailed_report`, llm.md §12.1).
+"""Detailed report writer (purpose `reports`, operation `write_detailed_report`).
 
 A supportive coach writes the learner's weekly report in the learner's interface language, in the
-second person, from the context built by `learning.reports` (llm.md §12.2). The answer is plain
-text in the Telegram-HTML subset; it is cleaned (llm.md §13) and its visible length measured
+second person, from the context built by `learning.reports`. The answer is plain
+text in the Telegram-HTML subset; it is cleaned and its visible length measured
 afterwards. The length target is in the prompt (Fix: the previous service passed a length hint its
 prompt never read): "under 3500 characters" first, then "at most 2800" and "at most 2200
 characters" on the two length retries.
@@ -14,7 +14,7 @@ import re
 
 from duoniche.llm import PlainText, Prompt
 
-#: The target of the first request, then the shorter ones of the length retries (llm.md §12.1).
+#: The target of the first request, then the shorter ones of the length retries.
 FIRST_LENGTH_TARGET = 3500
 RETRY_LENGTH_TARGETS = (2800, 2200)
 

@@ -1,7 +1,7 @@
 """The OpenAPI document declares every documented error and the limits of path and query values.
 
-The expectations are bot-api.md §4 (each operation's own errors) and §1.6/§5.3 (the two shared
-error components), checked against the generated document; error bodies are validated against
+The expectations are each operation's own errors (docs/api.md) and the two shared error
+components, checked against the generated document; error bodies are validated against
 the declared response schemas with a JSON Schema validator.
 """
 
@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 
 BIG = 2**63 - 1
 
-#: bot-api.md §4: (method, canonical path) -> the operation's own errors {status: codes}.
+#: docs/api.md: (method, canonical path) -> the operation's own errors {status: codes}.
 SUMMARY: dict[tuple[str, str], dict[int, list[str]]] = {
     ("put", "/api/v1/users/"): {400: ["invalid_target_language"]},
     ("get", "/api/v1/users/by-telegram-id/{telegram_id}"): {
@@ -83,7 +83,7 @@ SUMMARY: dict[tuple[str, str], dict[int, list[str]]] = {
     ("get", "/api/v1/notifications/{task_id}/relevance"): {},
 }
 
-#: What every operation can answer besides its own (§1.2, §1.1, §1.6, §1.7, database outage).
+#: What every operation can answer besides its own (auth, method, shape, crash, database outage).
 COMMON: dict[int, list[str]] = {
     401: ["not_authenticated", "authentication_failed"],
     405: ["method_not_allowed"],

@@ -1,5 +1,5 @@
 """A real Celery worker runs a periodic job end to end: broker (Redis), task routing, the runner's
-lock and period guard, and the `JobRun` it leaves (jobs.md §1–2).
+lock and period guard, and the `JobRun` it leaves (docs/jobs.md).
 
 The worker is `celery -A duoniche worker -Q duoniche --pool solo` in a subprocess, on this test's
 Redis database and PostgreSQL test database; the test sends `exercises.refill_stock` by name, as

@@ -1,4 +1,4 @@
-"""The previous service's HTTP metric names at `/metrics` (bot-api.md §5.2, issue 10 #14).
+"""The previous service's HTTP metric names at `/metrics` (docs/api.md, issue 10 #14).
 
 `handler` is the canonical route template whatever slash form was called; unmatched paths count
 under `handler="none"`; every label comes from a closed set.

@@ -1,4 +1,4 @@
-"""The periodic-job runner (jobs.md §2, §11; weaknesses #17): lock, period guard, outcomes,
+"""The periodic-job runner (docs/jobs.md): lock, period guard, outcomes,
 metrics, and `manage.py run_job`.
 
 Jobs under test are registered in `duoniche.jobs.JOBS` for the test only; their bodies are the
@@ -479,7 +479,7 @@ def test_lock_owners_are_distinct_without_a_task_id():
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_runs_one_runs_and_the_other_is_locked_out():
-    """Weaknesses #17: the second `run_job` exits with code 3 while the first holds the lock."""
+    """The second `run_job` exits with code 3 while the first holds the lock."""
     results = {}
 
     def first():

@@ -1,4 +1,4 @@
-"""Business gauges at the web's `/metrics`, whatever process computed them (jobs.md §9–10).
+"""Business gauges at the web's `/metrics`, whatever process computed them (docs/jobs.md).
 
 A gauge published through the cache by another process (here a separate Python process) is
 exported by the web; the untouched stock is counted from the database at scrape time with one

@@ -1,4 +1,4 @@
-"""The Telegram-HTML subset cleaner (llm.md §13) and visible-length helpers."""
+"""The Telegram-HTML subset cleaner and visible-length helpers."""
 
 import pytest
 

@@ -1,5 +1,5 @@
 """Story audio: real Cloud TTS client, real S3 backend, real Bot API client, all against loopback
-fakes (TTS REST fake, moto server, fake Telegram); shared llm.md §14–16, jobs.md §3.2."""
+fakes (TTS REST fake, moto server, fake Telegram); see docs/jobs.md."""
 
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ def test_produce_synthesises_stores_and_uploads(audio_env) -> None:
 
 
 def test_two_stories_in_the_same_second_get_their_own_keys(audio_env) -> None:
-    """Weakness #18: same bot, level and topic at once -> two keys, two objects."""
+    """Same bot, level and topic at once -> two keys, two objects."""
     _tts, _tg, bucket = audio_env
 
     first = _produce()
@@ -422,7 +422,7 @@ def _ogg_file() -> Any:
     return SimpleUploadedFile("a.ogg", FAKE_OGG, content_type="audio/ogg")
 
 
-# --- Secrets never reach the logs (weakness #4) -------------------------------------------------
+# --- Secrets never reach the logs ---------------------------------------------------------------
 
 
 @pytest.fixture
@@ -559,7 +559,7 @@ def test_pipeline_local_storage_needs_a_public_base_url(
     )
 
 
-# --- Broken-audio repair (jobs.md §3.2) --------------------------------------------------------
+# --- Broken-audio repair (docs/jobs.md) --------------------------------------------------------
 
 
 def test_repair_publishes_the_oldest_broken_story(audio_env) -> None:
@@ -755,7 +755,7 @@ def test_stale_repairs_go_back_after_an_hour() -> None:
     assert stale_repairs_reset(now=now) == 0
 
 
-# --- TTS cooldown (jobs.md §3 steps 2 and 7) ----------------------------------------------------
+# --- TTS cooldown (docs/jobs.md) ----------------------------------------------------------------
 
 
 def test_tts_cooldown(settings) -> None:

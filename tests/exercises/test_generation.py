@@ -1,4 +1,4 @@
-"""One generation end to end (jobs.md §3.1), with the real `ChatOpenAI` against the loopback fake
+"""One generation end to end (docs/jobs.md), with the real `ChatOpenAI` against the loopback fake
 OpenAI server; stories use the TTS and Telegram loopback fakes and local storage."""
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ def test_personas_come_only_from_the_topics_group_and_reach_the_prompt(openai_se
 def test_no_story_is_generated_without_an_audio_pipeline(openai_server):
     result = generate("story_comprehension")
 
-    # weaknesses #27: such a story could never be served, so it is not written at all
+    # Such a story could never be served, so it is not written at all
     assert (result.outcome, result.reason) == (
         "failed",
         "audio pipeline not ready: GENERATE_AUDIO is false",

@@ -1,5 +1,5 @@
-"""Generators for fill, choose-sentence and story (llm.md §7.1–7.4) and the choices made before a
-generation: level, topic, persona (jobs.md §3.1 steps 1–3). The model is the scripted fake chat
+"""Generators for fill, choose-sentence and story and the choices made before a
+generation: level, topic, persona (docs/jobs.md). The model is the scripted fake chat
 model behind `duoniche.llm`'s seam; parsing, attempts and the ledger run for real."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The generation-time quality assessor (llm.md §8): deterministic checks, then the LLM review.
+"""The generation-time quality assessor: deterministic checks, then the LLM review.
 
 The model is the scripted fake chat model behind `duoniche.llm`'s seam.
 """
@@ -92,7 +92,7 @@ def test_well_formed_exercises_pass_every_check(draft):
         (fill(words=["едно", "я" * 33, "един"]), ["option_too_long"]),
         # 3. a fill word with whitespace
         (fill(words=["едно", "една чаша", "един"]), ["option_contains_space"]),
-        # 4. correct words ≠ blanks (weaknesses #28: not mislabelled as "contains spaces")
+        # 4. correct words ≠ blanks (not mislabelled as "contains spaces")
         (fill(words=["едно", "две", "една"], correct=["едно", "две"]), ["blank_count_mismatch"]),
         (fill(text="Искам ___ кафе и ___ чай.", correct=None), ["blank_count_mismatch"]),
         (fill(text="Искам кафе.", words=["едно", "една"]), ["blank_count_mismatch"]),

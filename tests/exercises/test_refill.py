@@ -1,4 +1,4 @@
-"""The `refill_stock` job (jobs.md §3; weaknesses #17, #27): deficits from the untouched stock,
+"""The `refill_stock` job (docs/jobs.md): deficits from the untouched stock,
 availability gates, slots, repairs, the TTS cooldown, idempotency and the stock gauge.
 
 Generation goes over HTTP to a loopback OpenAI-compatible fake (`ExerciseWriter`) that answers by
@@ -353,7 +353,7 @@ def test_the_tts_cooldown_stops_story_work(audio_ready):
 
 @pytest.mark.django_db(transaction=True)
 def test_stories_are_not_generated_without_the_audio_pipeline(exercise_llm, caplog):
-    """Weaknesses #27: with GENERATE_AUDIO=false a refill makes fill and choose, but no story."""
+    """With GENERATE_AUDIO=false a refill makes fill and choose, but no story."""
     caplog.set_level(logging.WARNING, logger="exercises.refill")
     seed("Bulgarian", ACCENT, 5)
 
@@ -457,7 +457,7 @@ def test_rejected_and_failed_generations_are_counted(exercise_llm, settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_refills_one_runs_and_the_other_exits_3(exercise_llm, settings):
-    """Weaknesses #17: a second `run_job refill_stock` while one runs is locked out (exit 3)."""
+    """A second `run_job refill_stock` while one runs is locked out (exit 3)."""
     settings.MIN_EXERCISE_COUNT_TO_GENERATE_NEW = 2
     exercise_llm.latency = 0.2
     seed("Bulgarian", ACCENT, 2)

@@ -1,4 +1,4 @@
-"""The `review_processor` job (jobs.md §5, llm.md §11): the pending-review assessor for accent words
+"""The `review_processor` job (docs/jobs.md): the pending-review assessor for accent words
 and the other types, the decision table row by row, and what stays pending.
 
 The LLM is the scripted fake chat model behind `duoniche.llm` (`fake_llm`); everything else (the

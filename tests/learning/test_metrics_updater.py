@@ -1,4 +1,4 @@
-"""The `metrics_updater` job (jobs.md §9; weaknesses #24): each ended session is observed once,
+"""The `metrics_updater` job (docs/jobs.md): each ended session is observed once,
 and the active users are published for the web's `/metrics` through the cache.
 """
 

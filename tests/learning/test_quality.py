@@ -1,5 +1,5 @@
-"""The `quality_monitor` job (jobs.md §4; weaknesses #25, #39, #40): ratings, the weighted error
-rate and its thresholds row by row, Fix 15, the skip without new attempts, and query counts.
+"""The `quality_monitor` job (docs/jobs.md): ratings, the weighted error rate and its thresholds
+row by row, no re-flagging on reviewed statistics, the skip without new attempts, query counts.
 """
 
 from __future__ import annotations
@@ -325,7 +325,7 @@ def test_an_exercise_no_longer_published_is_left_alone():
     assert Exercise.objects.get(pk=exercise.pk).status == ExerciseStatus.ARCHIVED
 
 
-# --- the runner: skip without new attempts (weaknesses #40) ------------------------------------
+# --- the runner: skip without new attempts -----------------------------------------------------
 
 
 def test_a_run_without_new_attempts_skips_and_issues_no_profile_update():
@@ -375,7 +375,7 @@ def test_a_failed_run_does_not_count_as_the_previous_run():
     assert BotProfile.objects.get(user=user).rating is not None
 
 
-# --- query counts (weaknesses #39) ---------------------------------------------------------------
+# --- query counts --------------------------------------------------------------------------------
 
 
 def seed_profiles(count: int, exercises: list[Exercise]) -> None:

@@ -1,4 +1,4 @@
-"""The LLM writer of detailed reports (llm.md §12.1): length retries, cleaning, fallback, ledger."""
+"""The LLM writer of detailed reports: length retries, cleaning, fallback, ledger."""
 
 import datetime
 import re
@@ -86,7 +86,7 @@ def balanced(text):
 
 
 def test_a_too_long_report_is_asked_again_twice_then_cut_safely(fake_llm, report):
-    """Weakness 26: 5000 visible characters → 3 calls with shorter targets, a safe cut."""
+    """5000 visible characters → 3 calls with shorter targets, a safe cut."""
     fake_llm.script = [long_answer(5000)]
 
     report_generate_detailed(report_id=report.pk, now=NOW)

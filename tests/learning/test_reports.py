@@ -200,7 +200,7 @@ def test_pending_failed_and_stale_reports_move_to_generating_and_enqueue_one_job
 
 
 def test_a_failed_report_is_regenerated(client, django_capture_on_commit_callbacks):
-    """Weakness 16: FAILED is not terminal; the (eager) job writes the report."""
+    """FAILED is not terminal; the (eager) job writes the report."""
     profile = BotProfileFactory()
     report = WeeklyReportFactory(
         user=profile.user, week_start_date=W1, status=ReportStatus.FAILED, failure_reason="x"
@@ -267,7 +267,7 @@ def in_parallel(count, call):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_on_a_pending_report_enqueue_one_job():
-    """Weakness 16: ten presses at once, one conditional transition, one job."""
+    """Ten presses at once, one conditional transition, one job."""
     profile = BotProfileFactory()
     report = WeeklyReportFactory(user=profile.user, week_start_date=W1)
     attempt(profile.user, at(W1))
@@ -290,7 +290,7 @@ def generating(report):
 
 
 def test_the_job_writes_exactly_the_report_it_was_given():
-    """Weakness 16: W1's id fills W1 from W1's attempts; W2 is untouched."""
+    """W1's id fills W1 from W1's attempts; W2 is untouched."""
     profile = BotProfileFactory()
     w1 = WeeklyReportFactory(user=profile.user, week_start_date=W1)
     w2 = WeeklyReportFactory(user=profile.user, week_start_date=W2)

@@ -234,7 +234,7 @@ def test_the_service_token_is_required(client, profile, exercise):
     assert written() == (0, 0, 0)
 
 
-# --- the checks of §3.9, in order ----------------------------------------------------------
+# --- the checks of docs/api.md, in order --------------------------------------------------
 
 
 def test_unknown_exercise_is_404(client, profile, fake_llm):

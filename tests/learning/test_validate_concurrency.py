@@ -1,4 +1,4 @@
-"""Weakness #15: concurrent identical validations share one LLM call and one verdict row.
+"""Concurrent identical validations share one LLM call and one verdict row.
 
 Real threads with their own database connections (PostgreSQL) and the real Redis cache locks.
 """

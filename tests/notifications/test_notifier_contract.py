@@ -1,5 +1,5 @@
 """End to end: a real Celery worker runs `notification_scheduler`, the Notifier queue gets the
-messages of the contract (jobs.md §8.1), byte-compatible with the previous service.
+messages of the contract (docs/notifier.md), byte-compatible with the previous service.
 
 The worker is `celery -A duoniche worker` in a subprocess (as in tests/duoniche/
 test_celery_worker.py), with the production settings module, on this test's PostgreSQL database
@@ -276,7 +276,7 @@ def test_a_real_worker_runs_the_scheduler_and_the_notifier_gets_the_contract(tmp
         assert created_at.utcoffset() == timedelta(0)
         assert created_at == log.created_at
 
-    # Payload fields per type (jobs.md §8.2).
+    # Payload fields per type (docs/notifier.md).
     long_break = json.loads(by_task_id[str(logs["long_break"].task_id)].body)[0][0]
     assert long_break["notification_type"] == "long_break_reminder"
     assert long_break["bot_id"] == "Bulgarian"

@@ -1,4 +1,4 @@
-"""The Notifier producer (jobs.md §8.3-§8.4, weakness 34): log rows, on-commit sends, retries.
+"""The Notifier producer (docs/notifier.md): log rows, on-commit sends, retries.
 
 Sends go to the real Redis of the test settings, on a queue of the test's own (`notifier` fixture),
 read back with kombu; without the fixture the settings are eager, i.e. the producer is disabled.
@@ -450,7 +450,7 @@ def test_the_message_goes_to_the_notifier_task_on_the_notifier_queue(
 def test_the_contract_over_an_in_memory_kombu_transport(
     settings, django_capture_on_commit_callbacks
 ):
-    """jobs.md §8.1: task name, queue, task id, one positional argument, the datetime envelope."""
+    """docs/notifier.md: task name, queue, task id, one positional argument, datetime envelope."""
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = "memory://"
     settings.NOTIFICATION_TASKS_QUEUE_NAME = "notification_tasks_default"

@@ -1,4 +1,4 @@
-"""Notification relevance (bot-api.md §3.14, weakness 36): real checks instead of always true."""
+"""Notification relevance (docs/api.md): real checks instead of always true."""
 
 import uuid
 from datetime import timedelta
@@ -33,7 +33,7 @@ def iso(moment):
     return moment.isoformat() if moment is not None else None
 
 
-# --- producers' rows, as the scheduler writes them (jobs.md §8.2) -------------------------------
+# --- producers' rows, as the scheduler writes them (docs/notifier.md) ---------------------------
 
 
 def session_reminder(*, frozen_for=timedelta(minutes=-5), wants=True):

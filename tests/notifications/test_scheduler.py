@@ -1,4 +1,4 @@
-"""The `notification_scheduler` job (jobs.md §6; weaknesses 13, 23, 34, 39).
+"""The `notification_scheduler` job (docs/jobs.md).
 
 Every test sends through the real producer to the test Redis, on a queue of its own, and reads the
 messages back: "sent" means a message on the Notifier queue and an `enqueued` log row.
@@ -93,7 +93,7 @@ def long_break_profile(
     )
 
 
-# --- B. the long-break ladder: the examples table of jobs.md §6.B --------------------------------
+# --- B. the long-break ladder: worked examples --------------------------------------------------
 
 LADDER = [
     # (days inactive, last type sent, since last sent, expected step)
@@ -240,7 +240,7 @@ def test_an_overlapping_run_that_already_enqueued_the_step_means_nothing(notifie
     assert profile.last_long_break_reminder_type_sent == "1d"  # the dedupe key stopped it
 
 
-# --- B. the time-of-day window (Fix 14, weakness 23) -------------------------------------------
+# --- B. the time-of-day window -----------------------------------------------------------------
 
 MIDNIGHT = datetime(2025, 7, 10, 0, 5, tzinfo=UTC)
 
@@ -380,7 +380,7 @@ def test_long_break_step_rules():
     )
 
 
-# --- B. a stale copy never overwrites a served exercise (Fix 3, weakness 13) ---------------------
+# --- B. a stale copy never overwrites a served exercise ------------------------------------------
 
 
 def test_a_stale_candidate_does_not_overwrite_a_served_exercise(
@@ -455,7 +455,7 @@ def test_the_follow_up_writes_only_profiles_still_as_read(mark_sent):
     assert BotProfile.objects.get(pk=unchanged.pk).updated_at == before
 
 
-# --- A. session reminders: the table of jobs.md §6.A ---------------------------------------------
+# --- A. session reminders: cases ------------------------------------------------------------------
 
 MINUTE = timedelta(minutes=1)
 
@@ -782,7 +782,7 @@ def test_a_dry_run_writes_and_sends_nothing(notifier, run):
     assert not WeeklyReport.objects.filter(status=ReportStatus.SENT).exists()
 
 
-# --- weakness 34: sends only after commit; a rollback sends nothing -----------------------------
+# --- sends only after commit; a rollback sends nothing --------------------------------------------
 
 
 def test_send_task_is_called_only_in_an_on_commit_callback(
@@ -827,7 +827,7 @@ def test_a_rolled_back_job_transaction_sends_nothing_and_leaves_no_row(
     assert notifier.raw() == []
 
 
-# --- weakness 39: queries do not grow with the number of candidates -----------------------------
+# --- queries do not grow with the number of candidates --------------------------------------------
 
 
 PARTS = ("session_reminders", "long_break_reminders", "full_reports", "short_report_catch_up")

@@ -1,4 +1,4 @@
-"""The `weekly_reports` job (jobs.md §7, domain.md §13.1): short reports and their notifications."""
+"""The `weekly_reports` job (docs/jobs.md): short reports and their notifications."""
 
 import datetime
 import time
@@ -166,7 +166,7 @@ def test_the_15_attempt_threshold(bulgarian, attempts, reported):
 
 
 def test_only_the_language_with_enough_attempts_is_reported(bulgarian, serbian):
-    """Weakness 37: 20 Bulgarian + 3 Serbian attempts → a Bulgarian report only."""
+    """20 Bulgarian + 3 Serbian attempts → a Bulgarian report only."""
     user = TelegramUserFactory()
     bg = BotProfileFactory(user=user, bot_id="Bulgarian")
     sr = BotProfileFactory(user=user, bot_id="Serbian")
@@ -411,7 +411,7 @@ def test_a_dry_run_writes_nothing_and_does_not_pause(bulgarian, settings):
     assert not BotProfile.objects.filter(last_report_generated_at__isnull=False).exists()
 
 
-# --- query counts (weakness 39) -----------------------------------------------------------------
+# --- query counts -------------------------------------------------------------------------------
 
 
 def _queries(callable_):
@@ -424,7 +424,7 @@ def _queries(callable_):
 def test_creating_reports_takes_a_fixed_number_of_queries(
     bulgarian, count, django_assert_max_num_queries
 ):
-    """Weakness 39: one grouped query, one INSERT, one UPDATE, whatever the number of learners."""
+    """One grouped query, one INSERT, one UPDATE, whatever the number of learners."""
     learners(count, bulgarian)
 
     with django_assert_max_num_queries(5):
@@ -437,7 +437,7 @@ def test_creating_reports_takes_a_fixed_number_of_queries(
 def test_the_whole_job_issues_as_many_queries_for_100_learners_as_for_10(
     bulgarian, serbian, notifier, settings
 ):
-    """Weakness 39: with one notification batch, the count does not depend on the learners."""
+    """With one notification batch, the count does not depend on the learners."""
     settings.REPORT_NOTIFICATION_BATCH_SIZE = 1000
     learners(10, bulgarian)
     few = _queries(run)

@@ -1,4 +1,4 @@
-"""The payment endpoints: invoice details (§3.12) and payment processing (§3.13)."""
+"""The payment endpoints: invoice details and payment processing."""
 
 import json
 import logging
@@ -364,7 +364,7 @@ def test_session_unlock_is_recorded_and_resets_the_session(client, frozen_profil
     assert payment.raw_payment_data == {"a": 1}
     assert_session_reset(frozen_profile)
     assert frozen_profile.session_started_at == payment.processed_at
-    # Weakness #11: the metrics are incremented.
+    # The metrics are incremented.
     assert metric("backend_payment_amount_total", **labels, currency="XTR") == amount_before + 100
     assert metric("backend_session_unlocked_by_payment_total", **labels) == unlocks_before + 1
 
@@ -565,7 +565,7 @@ def test_weakness_2_amount_of_one_star(client, frozen_profile, metric):
 
     response = process(client, payload=unlock_payload(frozen_profile.user_id), amount=1)
 
-    # Weakness #11 too: a rejected payment increments the rejection counter.
+    # A rejected payment increments the rejection counter.
     assert_rejected(response, "invalid_amount", before, metric)
     assert_still_frozen(frozen_profile)
 

@@ -1,4 +1,4 @@
-"""Weakness #8: concurrent duplicates of a payment give one row and 200 for all (PostgreSQL);
+"""Concurrent duplicates of a payment give one row and 200 for all (PostgreSQL);
 concurrent refunds of one payment make one Bot API call (issue 10 #10)."""
 
 import json

@@ -1,4 +1,4 @@
-"""Invoice payloads: the previous six-part format plus an HMAC suffix, parsed strictly (Fix 5)."""
+"""Invoice payloads: the previous six-part format plus an HMAC suffix, parsed strictly."""
 
 import hashlib
 import hmac

@@ -1,4 +1,4 @@
-"""Refunds via Telegram (domain.md §11.5), against a loopback fake Bot API."""
+"""Refunds via Telegram, against a loopback fake Bot API."""
 
 import logging
 from datetime import timedelta
@@ -247,7 +247,7 @@ def test_an_unknown_payment(fake_telegram, staff):
 
 
 def test_a_refund_does_not_revoke_the_unlocked_session(fake_telegram, staff, payments_secret):
-    """domain.md §11.5: the session opened by the payment stays open after the refund."""
+    """The session opened by the payment stays open after the refund."""
     profile = BotProfileFactory(
         exercises_get_in_session=15, session_frozen_until=timezone.now() + timedelta(hours=3)
     )

@@ -1,4 +1,4 @@
-"""Run a periodic job now, in this process, through the same runner as Celery (jobs.md §11).
+"""Run a periodic job now, in this process, through the same runner as Celery (docs/jobs.md).
 
 Why it exists: without a broker (the embedded default) beat does not run, so this is how periodic
 jobs run at all; with a broker it is the operator's "run it now and show me" (and `--dry-run` the

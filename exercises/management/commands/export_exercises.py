@@ -1,4 +1,4 @@
-"""Write exercises as a bank file (shared exercise-bank.md), the same format import reads.
+"""Write exercises as a bank file (docs/exercise-bank.md), the same format import reads.
 
 It exists to move content between environments and to review the bank outside the admin.
 """

@@ -1,4 +1,4 @@
-"""Generate exercises of one language and type on demand (shared jobs.md §3.1).
+"""Generate exercises of one language and type on demand (docs/jobs.md).
 
 It exists so that staff can fill a gap, try a new prompt or model, or see what generation produces
 without waiting for the refill job: the same service (`exercise_generate`) runs once per exercise,

@@ -1,4 +1,4 @@
-"""Load exercises from a bank file (shared exercise-bank.md).
+"""Load exercises from a bank file (docs/exercise-bank.md).
 
 It exists so that the starter bank, content moved between environments and content written outside
 the LLM pipeline all enter through one validated, idempotent path.
