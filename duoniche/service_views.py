@@ -99,8 +99,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """200 after a database round trip; 503 with the reason when the database does not answer."""
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("SET LOCAL statement_timeout = 2000")
+            cursor.execute("SET LOCAL statement_timeout = 2000")
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
@@ -115,6 +114,23 @@ def healthz(request: HttpRequest) -> JsonResponse:
             status=503,
         )
     return JsonResponse({"status": "ok", "checks": {"database": "ok"}, "features": _features()})
+
+
+@csrf_exempt
+@_get_only
+def api_index(request: HttpRequest) -> JsonResponse:
+    """`/api/v1/`: where a newcomer's browser lands first; links only, so no token is asked."""
+    links = {"health": "/healthz", "metrics": "/metrics", "admin": "/admin/"}
+    if settings.API_DOCS_ENABLED:
+        links = {"docs": "/api/docs/", "schema": "/api/schema/", **links}
+    return JsonResponse(
+        {
+            "service": "DuoNiche bot API",
+            "version": "v1",
+            "authentication": "Authorization: Bearer <token> or X-API-Key: <token>",
+            "links": links,
+        }
+    )
 
 
 @csrf_exempt

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from duoniche import service_views
@@ -16,6 +17,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("payments.urls")),
     path("", include("notifications.urls")),
     path("admin/", admin.site.urls),
+    # The API keeps no-redirect slashes (APPEND_SLASH is off); a person typing /admin is helped.
+    path("admin", RedirectView.as_view(url="/admin/", permanent=True)),
+    re_path(r"^api/v1/?$", service_views.api_index, name="api-index"),
     re_path(r"^healthz/?$", service_views.healthz, name="healthz"),
     re_path(r"^metrics/?$", service_views.metrics, name="metrics"),
 ]

@@ -163,6 +163,8 @@ def test_a_whole_session_plays_against_make_run(served):
     )
     assert len(verdicts) == 15
     assert all(expected == given for expected, given in verdicts), verdicts
+    assert client.get("/api/v1/").json()["links"]["docs"] == "/api/docs/"  # what make run prints
+    assert client.get("/admin", follow_redirects=False).headers["Location"] == "/admin/"
 
 
 def test_manage_py_works_after_make_run_and_the_data_is_kept(served):

@@ -97,3 +97,34 @@ def test_admin_login_page_is_served(client):
 
     assert response.status_code == 200
     assert b"password" in response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/", "/api/v1"])
+def test_the_api_root_is_an_index_of_links_without_a_token(client, path):
+    response = client.get(path)
+    body = response.json()
+
+    assert response.status_code == 200
+    assert body["version"] == "v1"
+    assert body["links"]["docs"] == "/api/docs/"
+    assert body["links"]["health"] == "/healthz"
+    for link in body["links"].values():
+        assert client.get(link).status_code in (200, 302), link  # the admin asks for a login
+
+
+def test_the_api_root_answers_only_reads(client):
+    response = client.post("/api/v1/", {}, content_type="application/json")
+
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert client.get("/api/v1/nothing-here/").json()["code"] == "not_found"
+
+
+def test_admin_without_the_slash_is_redirected_but_the_api_is_not(client):
+    admin = client.get("/admin")
+    api = client.get("/api/v1/users/1/bots/Bulgarian/next-action", HTTP_AUTHORIZATION="Bearer x")
+
+    assert admin.status_code == 301
+    assert admin["Location"] == "/admin/"
+    assert api.status_code != 301
