@@ -241,9 +241,12 @@ def budget_exhausted(now: datetime | None = None) -> bool:
 def disabled_reason(purpose: str) -> str | None:
     """Why `purpose` is disabled, or None when it may call the model."""
     if not llm_configured():
-        return "no LLM configured"
+        return "no LLM configured (set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible server)"
     if not model_name(purpose):
-        return f"no model configured for {purpose}"
+        return (
+            f"no model configured for {purpose} "
+            f"(set OPENAI_MAIN_MODEL_NAME or {MODEL_SETTINGS[purpose]})"
+        )
     if budget_exhausted():
         return "daily LLM budget exhausted"
     return None

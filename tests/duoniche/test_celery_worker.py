@@ -23,7 +23,10 @@ def test_a_real_worker_runs_refill_stock_from_the_broker(tmp_path):
 
     assert run.forced is False
     assert run.attempts == 1
-    assert run.stats["generation_disabled"] == "exercise generation disabled: no LLM configured"
+    assert run.stats["generation_disabled"] == (
+        "exercise generation disabled: no LLM configured "
+        "(set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible server)"
+    )
     assert run.stats["totals"]["generated"] == 0
     assert run.stats["stock"]["Bulgarian"]["fill_in_the_blank"]["deficit"] == 5
     assert JobRun.objects.filter(job="refill_stock").count() == 1

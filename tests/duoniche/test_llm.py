@@ -63,7 +63,10 @@ def test_nothing_configured_disables_every_purpose(settings):
     settings.OPENAI_BASE_URL = ""
     settings.OPENAI_MAIN_MODEL_NAME = "gpt-4.1-mini"
 
-    assert llm.disabled_reason("validation") == "no LLM configured"
+    assert (
+        llm.disabled_reason("validation")
+        == "no LLM configured (set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible server)"
+    )
     with pytest.raises(llm.LLMUnavailable):
         validate()
     assert LLMCall.objects.count() == 0
@@ -82,7 +85,10 @@ def test_a_purpose_without_a_model_is_disabled(configured):
     configured.OPENAI_MAIN_MODEL_NAME = ""
     configured.OPENAI_REPORTS_MODEL_NAME = "gpt-4.1"
 
-    assert llm.disabled_reason("validation") == "no model configured for validation"
+    assert llm.disabled_reason("validation") == (
+        "no model configured for validation "
+        "(set OPENAI_MAIN_MODEL_NAME or OPENAI_VALIDATION_MODEL_NAME)"
+    )
     assert llm.purpose_enabled("reports")
 
 

@@ -3,8 +3,12 @@ with the run's tokens and cost from the LLM ledger. The LLM is the loopback fake
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -13,6 +17,8 @@ from django.core.management.base import CommandError
 from duoniche.models import LLMCall
 from exercises.models import Exercise
 from tests.fakes.openai_server import FAKE_MODEL, Reply, Status
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.django_db
 
@@ -86,23 +92,57 @@ def test_a_dry_run_saves_nothing_and_says_so(openai_server):
     assert LLMCall.objects.count() == 2
 
 
-def test_without_an_llm_one_line_and_no_calls(settings):
+def test_without_an_llm_the_request_fails_naming_the_setting(settings):
     settings.OPENAI_API_KEY = ""
     settings.OPENAI_BASE_URL = ""
 
-    out = run("--language", "Serbian", "--type", "choose_sentence", "--count", "5")
+    with pytest.raises(CommandError) as failed:
+        run("--language", "Serbian", "--type", "choose_sentence", "--count", "5")
 
-    assert out == "exercise generation disabled: no LLM configured; nothing generated\n"
+    assert str(failed.value) == (
+        "exercise generation disabled: no LLM configured (set OPENAI_API_KEY, or "
+        "OPENAI_BASE_URL for a compatible server); nothing generated"
+    )
+    assert failed.value.returncode == 1
     assert LLMCall.objects.count() == 0
     assert Exercise.objects.count() == 0
 
 
-def test_stories_need_a_ready_audio_pipeline(openai_server):
-    out = run("--language", "Bulgarian", "--type", "story_comprehension")
+def test_without_an_llm_the_command_line_exits_non_zero(settings):
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "generate_exercises",
+            "--language",
+            "Serbian",
+            "--type",
+            "choose_sentence",
+        ],
+        cwd=ROOT,
+        env={
+            **env,
+            "DJANGO_ENV_FILE": "",
+            "DJANGO_DEBUG": "true",
+            "DATABASE_URL": os.environ["TEST_DATABASE_URL"],
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
-    assert out == (
+    assert result.returncode == 1
+    assert "set OPENAI_API_KEY" in result.stderr
+
+
+def test_stories_need_a_ready_audio_pipeline(openai_server):
+    with pytest.raises(CommandError) as failed:
+        run("--language", "Bulgarian", "--type", "story_comprehension")
+
+    assert str(failed.value) == (
         "stories need audio, and the audio pipeline is not ready: GENERATE_AUDIO is false; "
-        "nothing generated (--dry-run works without audio)\n"
+        "nothing generated (--dry-run works without audio)"
     )
     assert openai_server.requests == []
 

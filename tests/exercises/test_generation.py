@@ -237,10 +237,16 @@ def test_without_an_llm_nothing_is_called(settings):
 
     result = generate("fill_in_the_blank")
 
-    assert generation_disabled_reason() == "exercise generation disabled: no LLM configured"
+    assert generation_disabled_reason() == (
+        "exercise generation disabled: no LLM configured "
+        "(set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible server)"
+    )
     assert (result.outcome, result.reason) == (
         "failed",
-        "exercise generation disabled: no LLM configured",
+        (
+            "exercise generation disabled: no LLM configured "
+            "(set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible server)"
+        ),
     )
     assert LLMCall.objects.count() == 0
 
@@ -251,7 +257,10 @@ def test_no_assessor_model_disables_generation(openai_server, settings):
 
     result = generate("fill_in_the_blank")
 
-    assert result.reason == "exercise generation disabled: no model configured for assessment"
+    assert result.reason == (
+        "exercise generation disabled: no model configured for assessment "
+        "(set OPENAI_MAIN_MODEL_NAME or OPENAI_ASSESSOR_MODEL_NAME)"
+    )
     assert openai_server.requests == []
 
 

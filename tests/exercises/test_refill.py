@@ -44,7 +44,10 @@ FILL = ExerciseType.FILL_IN_THE_BLANK.value
 CHOOSE = ExerciseType.CHOOSE_SENTENCE.value
 ACCENT = ExerciseType.CHOOSE_ACCENT.value
 STORY = ExerciseType.STORY_COMPREHENSION.value
-NO_LLM = "exercise generation disabled: no LLM configured"
+NO_LLM = (
+    "exercise generation disabled: no LLM configured "
+    "(set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible server)"
+)
 _numbers = itertools.count(1)
 
 

@@ -421,7 +421,10 @@ def test_without_an_llm_the_run_does_nothing_and_says_why():
 
     stats = run()
 
-    assert stats["skipped_reason"] == "no LLM configured"
+    assert (
+        stats["skipped_reason"]
+        == "no LLM configured (set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible server)"
+    )
     assert stats["queue"] == [exercise.pk]
     exercise.refresh_from_db()
     assert exercise.status == PENDING

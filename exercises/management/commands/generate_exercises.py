@@ -66,18 +66,17 @@ class Command(BaseCommand):
             raise CommandError(f"{exercise_type} is not generated for {bot_id}", returncode=2)
         if count < 1:
             raise CommandError("--count must be at least 1", returncode=2)
+        # An explicit request that cannot run is a failure (exit 1), saying what to set.
         disabled = generation_disabled_reason()
         if disabled is not None:
-            self.stdout.write(f"{disabled}; nothing generated")
-            return
+            raise CommandError(f"{disabled}; nothing generated")
         if exercise_type == ExerciseType.STORY_COMPREHENSION and not options["dry_run"]:
             not_ready = audio.audio_pipeline_ready(bot_id)
             if not_ready is not None:
-                self.stdout.write(
+                raise CommandError(
                     f"stories need audio, and the audio pipeline is not ready: {not_ready}; "
                     "nothing generated (--dry-run works without audio)"
                 )
-                return
 
         first_call = LLMCall.objects.aggregate(last=Max("pk"))["last"] or 0
         progress = ProgressBar(
