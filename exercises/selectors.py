@@ -47,7 +47,8 @@ def exercises_for_export(
     queryset = Exercise.objects.order_by("id").prefetch_related(
         Prefetch(
             "verdicts",
-            queryset=ExerciseAnswer.objects.filter(is_reference=True),
+            # By id: the first reference verdict is exported, the same one every time.
+            queryset=ExerciseAnswer.objects.filter(is_reference=True).order_by("id"),
             to_attr="reference_verdicts",
         )
     )

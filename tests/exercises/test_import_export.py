@@ -277,6 +277,20 @@ def test_export_then_import_round_trips(tmp_path):
     ]
 
 
+def test_two_exports_are_the_same_bytes_with_sorted_inner_keys(tmp_path):
+    run_import(tmp_path, [FILL, CHOOSE, ACCENT, STORY])
+
+    call_command("export_exercises", str(tmp_path / "one.json"), stderr=StringIO())
+    call_command("export_exercises", str(tmp_path / "two.json"), stderr=StringIO())
+    first = (tmp_path / "one.json").read_bytes()
+
+    assert first == (tmp_path / "two.json").read_bytes()
+    assert first.endswith(b"]\n")
+    for item in json.loads(first):
+        for part in ("data", "correct_answer", "grammar_tags"):
+            assert list(item[part]) == sorted(item[part]), (item["exercise_type"], part)
+
+
 def test_export_filters(tmp_path):
     run_import(tmp_path, [FILL, CHOOSE, ACCENT, STORY])
 

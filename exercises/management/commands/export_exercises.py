@@ -54,6 +54,11 @@ class Command(BaseCommand):
                 )
                 continue
             items.append(item)
+        # An item's own keys keep the bank format's reading order; the keys inside its parts are
+        # sorted (PostgreSQL's jsonb keeps its own order), so two exports of the same bank are
+        # the same bytes and a diff between exports shows only what changed. Lists keep their
+        # order: an option's place can matter.
+        items = [{key: _sorted_keys(value) for key, value in item.items()} for item in items]
         text = json.dumps(items, ensure_ascii=False, indent=2) + "\n"
         if options["file"] == "-":
             self.stdout.write(text, ending="")
@@ -62,3 +67,11 @@ class Command(BaseCommand):
                 handle.write(text)
         if options["verbosity"] >= 1 and options["file"] != "-":
             self.stderr.write(f"exported {len(items)} exercise(s) to {options['file']}")
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(element) for element in value]
+    return value
