@@ -3,93 +3,35 @@
 A moderator signs in, opens the review queue (the exercise changelist), opens an exercise waiting
 in `pending_review`, edits one of its options on the exercise page and saves, which publishes it
 (the moderation console's edit service), and sees it leave the queue. A screenshot of the exercise
-page is written under /tmp/duoniche-test-output/.
-
-Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them when missing); without
-them the test is skipped. No network: Selenium gets both paths, so Selenium Manager never runs.
+page is written under /tmp/duoniche-test-output/ (tests/browser.py has the shared parts).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.urls import reverse
 
 from exercises.models import Exercise
+from tests.browser import BROWSER_MARKS, chromium, screenshot, sign_in, staff_member
 from tests.exercises.factories import ExerciseFactory
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-OUTPUT = Path("/tmp/duoniche-test-output")
-FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--window-size=1280,1400",
-)
-PASSWORD = "moderate-me-7"
-
-pytestmark = [
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-        reason="needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium "
-        "chromium-driver)",
-    ),
-    # Committed rows: the live server answers from its own thread and connection.
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="duoniche-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    driver.implicitly_wait(5)
-    try:
+def browser() -> Iterator[Any]:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
 def moderator(settings) -> User:
-    """A member of the "moderator" group when the migrations created it, else a superuser.
-
-    A transactional test that ran earlier flushed the database, the group with it (the data
-    migration's rows do not come back; `serialized_rollback` cannot restore them after such a
-    flush), so in a full run this may be the superuser path: it says which one it took.
-    """
-    # The live server speaks plain HTTP; production cookies are Secure-only.
-    settings.SESSION_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
-    group = Group.objects.filter(name="moderator").first()
-    if group is None:
-        print("\nno moderator group: driving the flow as a superuser")
-        return User.objects.create_superuser("moderator", password=PASSWORD)
-    user = User.objects.create_user("moderator", password=PASSWORD, is_staff=True)
-    user.groups.add(group)
-    assert not user.is_superuser
-    print("\nsigned in as a member of the moderator group")
-    return user
+    return staff_member(settings, "moderator")
 
 
 def queue_ids(driver) -> set[int]:
@@ -114,12 +56,7 @@ def test_a_moderator_edits_an_option_and_the_exercise_leaves_the_queue(
     other = ExerciseFactory(status="pending_review")
     driver = browser
 
-    # Sign in.
-    driver.get(live_server.url + reverse("admin:login"))
-    driver.find_element(By.ID, "id_username").send_keys(moderator.username)
-    driver.find_element(By.ID, "id_password").send_keys(PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    assert driver.find_element(By.ID, "user-tools").text.upper().count("MODERATOR") >= 1
+    sign_in(driver, live_server.url, moderator)
 
     # The queue lists both exercises waiting for review.
     queue = live_server.url + reverse("admin:exercises_exercise_changelist")
@@ -134,10 +71,7 @@ def test_a_moderator_edits_an_option_and_the_exercise_leaves_the_queue(
     edited = {"text_with_blanks": "Искам ___ кафе, моля.", "words": ["едно", "един"]}
     data.clear()
     data.send_keys(json.dumps(edited, ensure_ascii=False))
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    screenshot = OUTPUT / "exercise_page.png"
-    assert driver.save_screenshot(str(screenshot))
-    print(f"\nscreenshot of the exercise page: {screenshot}")
+    page = screenshot(driver, "exercise_page")
 
     # Save: the edit service publishes the exercise.
     driver.find_element(By.NAME, "_save").click()
@@ -156,4 +90,4 @@ def test_a_moderator_edits_an_option_and_the_exercise_leaves_the_queue(
     assert exercise.pk not in listed
     assert other.pk in listed
     assert Exercise.objects.get(pk=other.pk).status == "pending_review"
-    assert screenshot.stat().st_size > 10_000
+    assert page.stat().st_size > 10_000
