@@ -370,7 +370,7 @@ def seed_weekly_exercises(now: datetime) -> None:
 def seed_weekly(*, users: int, history_weeks: int, now: datetime) -> dict[str, int]:
     from django.db import connection
 
-    from learning.reports import weekly_report_week_start
+    from learning.report_selectors import weekly_report_week_start
 
     seed_weekly_exercises(now)
     week_start = datetime.combine(weekly_report_week_start(now), datetime.min.time(), UTC)

@@ -190,7 +190,7 @@ JOBS: dict[str, Job] = {
     ),
     "report_generation_sweep": Job(
         name="report_generation_sweep",
-        body="learning.reports.report_generation_sweep",
+        body="learning.report_services.report_generation_sweep",
         task="learning.report_generation_sweep",
         soft_time_limit=50,
         time_limit=55,

@@ -31,7 +31,7 @@ M = TypeVar("M", bound=models.Model)
 #: * next-action: the transaction that serves an exercise or moves the learner on: the profile's
 #:   session and set counters, current exercise, streak, freeze, and a blocked profile's return to
 #:   active. When that same transaction created the profile or ended the user's plan, it waits
-#:   for the disk instead (learning/services.py `profile_next_action`).
+#:   for the disk instead (learning/sessions.py `profile_next_action`).
 #:
 #: What a crash can lose: only if the PostgreSQL server itself stops abruptly (power loss, kernel
 #: or server crash; not an application or connection failure, and not a clean restart), the last

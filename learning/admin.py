@@ -35,7 +35,7 @@ from duoniche.languages import get_language
 from duoniche.texts import format_pause_time
 from learning.effective_settings import effective_settings
 from learning.models import BotProfile, ExerciseAttempt, TelegramUser, WeeklyReport
-from learning.services import profile_staff_reset_session
+from learning.profiles import profile_staff_reset_session
 
 #: How many of the latest attempts and notifications the pages show (the lists link to the rest).
 LATEST = 20

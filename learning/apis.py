@@ -18,18 +18,16 @@ from duoniche.durations import format_iso_duration
 from duoniche.languages import get_language
 from learning import schemas
 from learning.effective_settings import effective_status, valid_overrides
+from learning.errors import invalid_bot
 from learning.models import BotProfile, TelegramUser
-from learning.selectors import profile_for_telegram_id, telegram_user_require
-from learning.services import (
-    UNSET,
-    invalid_bot,
+from learning.profiles import (
     profile_block,
-    profile_next_action,
     profile_set_session_reminders,
     profile_update_preferences,
-    user_ensure,
-    user_update,
 )
+from learning.selectors import profile_for_telegram_id, telegram_user_require
+from learning.sessions import profile_next_action
+from learning.users import UNSET, user_ensure, user_update
 
 logger = logging.getLogger(__name__)
 

@@ -146,9 +146,9 @@ class WeeklyReport(models.Model):
     full_generated_at = models.DateTimeField(null=True, blank=True)
     full_sent_at = models.DateTimeField(null=True, blank=True)
     generation_attempts = models.PositiveSmallIntegerField(default=0)
-    # The generation job's outbox (learning/reports.py): NULL while a GENERATING report's job is
-    # not known to be in the broker (the sweep queues it); set when a publish succeeded or a
-    # worker claimed the report. Both are cleared by the transition to GENERATING.
+    # The generation job's outbox (learning/report_services.py): NULL while a GENERATING report's
+    # job is not known to be in the broker (the sweep queues it); set when a publish succeeded or
+    # a worker claimed the report. Both are cleared by the transition to GENERATING.
     generation_queued_at = models.DateTimeField(null=True, blank=True)
     # When a worker claimed the report: a second message for it is skipped while this is recent.
     generation_started_at = models.DateTimeField(null=True, blank=True)

@@ -41,7 +41,8 @@ from django.db.models.functions import Coalesce, TruncDate
 from duoniche.enums import ExerciseStatus, JobRunStatus, ReviewSource
 from duoniche.models import JobRun
 from exercises.services import exercise_change_status
-from learning.models import BotProfile, ExerciseAttempt
+from learning.models import ExerciseAttempt
+from learning.profiles import profiles_set_ratings
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ ACTIVE_DAYS_WEIGHT = 0.4
 LOG_ATTEMPTS_WEIGHT = 0.3
 CORRECT_RATIO_WEIGHT = 0.3
 RATING_PLACES = 4
-RATING_BATCH_SIZE = 1000
 #: Weighted sums are compared after rounding to this many places.
 SUM_PLACES = 6
 
@@ -159,21 +159,6 @@ def compute_ratings(groups: list[RatingGroup]) -> dict[tuple[int, str], float]:
     return ratings
 
 
-def ratings_write(*, ratings: dict[tuple[int, str], float], now: datetime) -> int:
-    """Bulk-update `rating` and `rating_last_calculated_at` (nothing else) of the rated profiles."""
-    if not ratings:
-        return 0
-    profiles = [
-        BotProfile(id=profile_id, rating=ratings[(user_id, bot_id)], rating_last_calculated_at=now)
-        for profile_id, user_id, bot_id in BotProfile.objects.values_list("id", "user_id", "bot_id")
-        if (user_id, bot_id) in ratings
-    ]
-    BotProfile.objects.bulk_update(
-        profiles, ["rating", "rating_last_calculated_at"], batch_size=RATING_BATCH_SIZE
-    )
-    return len(profiles)
-
-
 # --- candidates ---------------------------------------------------------------------------------
 
 
@@ -279,7 +264,7 @@ def quality_monitor(*, now: datetime, dry_run: bool = False) -> dict[str, Any]:
         len({g.total for g in groups}) > 1
     )
     if not dry_run:
-        stats["profiles_rated"] = ratings_write(ratings=ratings, now=now)
+        stats["profiles_rated"] = profiles_set_ratings(ratings=ratings, now=now)
 
     candidates = review_candidates(now=now, since=since)
     stats["candidates"] = [candidate.as_dict() for candidate in candidates]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db import connection
 from django.db.models import F
 
 from duoniche.api.errors import ApplicationError
+from duoniche.rows import instance_from_row, select_list
+from learning.errors import profile_not_found, user_not_found
 from learning.models import BotProfile, TelegramUser
-from learning.services import profile_not_found, user_not_found
 
 
 def telegram_user_require(*, telegram_id: str) -> None:
@@ -32,3 +36,34 @@ def profile_for_telegram_id(*, telegram_id: str, bot_id: str | None) -> BotProfi
         code="profile_not_found",
         status=404,
     )
+
+
+def user_with_profile(
+    *, condition: str, params: list[Any], bot_id: str, lock: bool = False
+) -> tuple[TelegramUser | None, BotProfile | None]:
+    """A user (`condition` on alias `u`) with its profile for `bot_id`, in one statement.
+
+    The profile is None when the user has none for that bot, except with `lock`: then only a user
+    with a profile is found, and the profile row stays locked until the transaction ends. Written
+    out (parameterised) because the bots call this before every exercise and session, and the
+    ORM's compilation of the reads cost more than running them.
+    """
+    join = "JOIN" if lock else "LEFT JOIN"  # FOR UPDATE cannot apply to an outer join's null side
+    statement = (
+        f"SELECT {select_list(TelegramUser, 'u')}, {select_list(BotProfile, 'p')} "  # noqa: S608
+        f"FROM {TelegramUser._meta.db_table} u {join} {BotProfile._meta.db_table} p "
+        f"ON p.user_id = u.id AND p.bot_id = %s WHERE {condition}"
+        + (" FOR UPDATE OF p" if lock else "")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [bot_id, *params])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    user_fields = len(TelegramUser._meta.concrete_fields)
+    user = instance_from_row(TelegramUser, row[:user_fields])
+    if row[user_fields] is None:  # no profile for this bot yet
+        return user, None
+    profile = instance_from_row(BotProfile, row[user_fields:])
+    profile.user = user
+    return user, profile

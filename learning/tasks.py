@@ -6,8 +6,9 @@ from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 from django.utils import timezone
 
-from learning.reports import (
+from learning.report_services import (
     GENERATION_SOFT_TIME_LIMIT,
+    GENERATION_TASK,
     GENERATION_TIME_LIMIT,
     report_generate_detailed,
 )
@@ -15,7 +16,7 @@ from learning.reports import (
 
 @shared_task(
     base=DjangoTask,  # the app's default under Django; explicit so `delay_on_commit` is typed
-    name="learning.generate_detailed_report",
+    name=GENERATION_TASK,
     acks_late=True,
     soft_time_limit=GENERATION_SOFT_TIME_LIMIT,
     time_limit=GENERATION_TIME_LIMIT,

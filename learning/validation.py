@@ -23,7 +23,7 @@ from django.db import connection
 from duoniche import metrics
 from duoniche.api.errors import ApplicationError
 from duoniche.languages import get_language, shows_cyrillic
-from duoniche.rows import Statement, insert_statement, run_with
+from duoniche.rows import insert_statement, run_with
 from exercises.answers import (
     AnswerNotInOptions,
     AnswerShapeError,
@@ -40,8 +40,9 @@ from exercises.verdicts import (
     verdict_for_answer,
 )
 from learning.effective_settings import valid_overrides
+from learning.errors import profile_not_found
 from learning.models import BotProfile, ExerciseAttempt, TelegramUser
-from learning.services import profile_not_found
+from learning.profiles import profile_error_counted
 
 logger = logging.getLogger(__name__)
 
@@ -317,13 +318,7 @@ def _record_attempt(
     )
     counters = verdict_attempt_counted(exercise_id=exercise.pk, verdict_id=verdict.verdict_id)
     if not verdict.is_correct:
-        counters.append(
-            Statement(
-                f"UPDATE {BotProfile._meta.db_table} "  # noqa: S608
-                "SET errors_count_in_set = errors_count_in_set + 1 WHERE id = %s",
-                (learner.profile_id,),
-            )
-        )
+        counters.append(profile_error_counted(profile_id=learner.profile_id))
     attempt_id: int = run_with(insert_statement(attempt, flush_wait=False), *counters)
     return attempt_id
 

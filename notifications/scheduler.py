@@ -34,22 +34,22 @@ have run.
 from __future__ import annotations
 
 import logging
-import operator
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial, reduce
+from functools import partial
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connections, transaction
-from django.db.models import Q
+from django.db import transaction
 
-from duoniche.enums import NotificationStatus, NotificationType, ReportStatus
+from duoniche.enums import NotificationStatus, NotificationType
 from duoniche.models import JobLock
 from duoniche.texts import render, render_variant
 from learning.models import BotProfile, WeeklyReport
+from learning.profiles import profiles_mark_long_break_sent
+from learning.report_services import reports_mark_full_sent, reports_mark_short_notified
 from notifications.models import NotificationLog
 from notifications.producer import (
     NOT_RELEVANT,
@@ -81,8 +81,6 @@ logger = logging.getLogger(__name__)
 NEXT_COMMAND = "\n\n/next"
 #: The job whose lock pauses the short-report catch-up (it sends those notifications itself).
 WEEKLY_REPORTS_JOB = "weekly_reports"
-#: Conditions per conditional UPDATE of the long-break follow-up (outside PostgreSQL).
-UPDATE_CHUNK = 500
 #: Dedupe keys listed in a dry run's stats, per part.
 DRY_RUN_SAMPLE = 20
 
@@ -306,64 +304,6 @@ def session_reminders_send(*, now: datetime, dry_run: bool) -> dict[str, Any]:
     return _deliver(drafts=drafts, now=now, dry_run=dry_run, stats=stats)
 
 
-def profiles_mark_long_break_sent(*, sent: list[tuple[int, datetime, str]], now: datetime) -> int:
-    """Record reminders `(profile id, last_exercise_at read, step)`; the number of rows written.
-
-    Only the two reminder fields, and only where `last_exercise_at` is still the value read: an
-    exercise served meanwhile reset them, and that wins. `updated_at` is not touched.
-    One statement on PostgreSQL (joined to the arrays of values); elsewhere one per step and chunk.
-    """
-    if not sent:
-        return 0
-    if connections[BotProfile.objects.db].vendor == "postgresql":
-        return _mark_long_break_sent_postgresql(sent=sent, now=now)
-    return _mark_long_break_sent_portable(sent=sent, now=now)
-
-
-def _mark_long_break_sent_postgresql(
-    *, sent: list[tuple[int, datetime, str]], now: datetime
-) -> int:
-    connection = connections[BotProfile.objects.db]
-    quote = connection.ops.quote_name
-    meta = BotProfile._meta
-    table = quote(meta.db_table)
-    pk = quote(meta.pk.column)
-    last_exercise = quote(meta.get_field("last_exercise_at").column)
-    type_sent = quote(meta.get_field("last_long_break_reminder_type_sent").column)
-    sent_at = quote(meta.get_field("last_long_break_reminder_sent_at").column)
-    # Identifiers come from the model's metadata, quoted; every value is a parameter.
-    statement = (
-        f"UPDATE {table} AS profile SET {type_sent} = sent.step, {sent_at} = %s "  # noqa: S608
-        "FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) "
-        "AS sent (id, last_exercise_at, step) "
-        f"WHERE profile.{pk} = sent.id AND profile.{last_exercise} = sent.last_exercise_at"
-    )
-    ids, last_exercises, steps = (list(column) for column in zip(*sent, strict=True))
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [now, ids, last_exercises, steps])
-        return int(cursor.rowcount)
-
-
-def _mark_long_break_sent_portable(*, sent: list[tuple[int, datetime, str]], now: datetime) -> int:
-    by_step: dict[str, list[tuple[int, datetime]]] = defaultdict(list)
-    for profile_id, last_exercise_at, step in sent:
-        by_step[step].append((profile_id, last_exercise_at))
-    written = 0
-    for step, pairs in sorted(by_step.items()):
-        for start in range(0, len(pairs), UPDATE_CHUNK):
-            unchanged = reduce(
-                operator.or_,
-                (
-                    Q(pk=profile_id, last_exercise_at=last_exercise_at)
-                    for profile_id, last_exercise_at in pairs[start : start + UPDATE_CHUNK]
-                ),
-            )
-            written += BotProfile.objects.filter(unchanged).update(
-                last_long_break_reminder_type_sent=step, last_long_break_reminder_sent_at=now
-            )
-    return written
-
-
 def long_break_reminders_deliver(
     *, candidates: list[LongBreakCandidate], now: datetime, dry_run: bool
 ) -> dict[str, Any]:
@@ -415,20 +355,6 @@ def full_reports_send(*, now: datetime, dry_run: bool) -> dict[str, Any]:
         return reports_mark_full_sent(report_ids=[report_ids[key] for key in keys], now=now)
 
     return _deliver(drafts=drafts, now=now, dry_run=dry_run, stats=stats, on_enqueued=mark_sent)
-
-
-def reports_mark_full_sent(*, report_ids: list[int], now: datetime) -> int:
-    """After the detailed report's enqueue: `GENERATED → SENT` (conditional); the rows written."""
-    return WeeklyReport.objects.filter(pk__in=report_ids, status=ReportStatus.GENERATED).update(
-        status=ReportStatus.SENT, full_sent_at=now, status_changed_at=now
-    )
-
-
-def reports_mark_short_notified(*, report_ids: list[int], now: datetime) -> int:
-    """After the short report's enqueue: `short_notified_at = now` where it is still null."""
-    return WeeklyReport.objects.filter(pk__in=report_ids, short_notified_at__isnull=True).update(
-        short_notified_at=now
-    )
 
 
 def short_reports_catch_up(*, now: datetime, dry_run: bool) -> dict[str, Any]:

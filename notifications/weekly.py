@@ -4,8 +4,8 @@ Crontab Monday 09:00 UTC with safety re-fires at 10:00, 11:00 and 12:00; the run
 is the ISO week, so a re-fire after a success is `skipped_period`. The body:
 
 1. asks `learning` for the PENDING short reports of the previous week
-   (`learning.reports.weekly_reports_create`: one grouped candidate query, a bulk insert made
-   idempotent by `uniq_report_user_bot_week`, one set-based profile update);
+   (`learning.report_services.weekly_reports_create`: one grouped candidate query, a bulk insert
+   made idempotent by `uniq_report_user_bot_week`, one set-based profile update);
 2. produces the short-report notification of every report of that week whose
    `short_notified_at` is null and whose profile is active, in batches of
    `REPORT_NOTIFICATION_BATCH_SIZE`, sleeping `REPORT_NOTIFICATION_BATCH_DELAY_SECONDS` between
@@ -31,13 +31,9 @@ from django.db.models import Exists, OuterRef, Subquery
 from duoniche.enums import NotificationStatus, NotificationType, ProfileStatus
 from duoniche.texts import render
 from learning.models import BotProfile, WeeklyReport
-from learning.reports import (
-    weekly_report_candidates,
-    weekly_report_week_start,
-    weekly_reports_create,
-)
+from learning.report_selectors import weekly_report_candidates, weekly_report_week_start
+from learning.report_services import reports_mark_short_notified, weekly_reports_create
 from notifications.producer import NotificationDraft, PreparedBatch, notification_prepare_many
-from notifications.scheduler import reports_mark_short_notified
 
 logger = logging.getLogger(__name__)
 

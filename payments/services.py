@@ -27,13 +27,9 @@ from duoniche.enums import PaymentSource, PaymentStatus
 from duoniche.languages import get_language
 from duoniche.telegram import TelegramError, refund_star_payment
 from duoniche.texts import render
+from learning.errors import invalid_bot, profile_not_found, user_not_found
 from learning.models import BotProfile, TelegramUser, WeeklyReport
-from learning.services import (
-    invalid_bot,
-    profile_not_found,
-    profile_reset_session,
-    user_not_found,
-)
+from learning.profiles import profile_unlock_session
 from payments.models import Payment
 from payments.payloads import (
     NO_ITEM,
@@ -273,15 +269,8 @@ def _payment_record(
             logger.info("payment %r already processed (concurrent duplicate)", charge_id)
             return PaymentOutcome(payment=None)
         if unlock:
-            profile = (
-                BotProfile.objects.select_for_update()
-                .filter(user=checked.user, bot_id=parsed.bot_id)
-                .first()
-            )
-            if profile is None:  # deleted since the check: roll the payment back too
-                raise profile_not_found(checked.user.pk, parsed.bot_id, status=400)
-            fields = profile_reset_session(profile=profile, now=now)
-            profile.save(update_fields=[*fields, "updated_at"])
+            # A profile deleted since the check raises, rolling the payment back too.
+            profile = profile_unlock_session(user=checked.user, bot_id=parsed.bot_id, now=now)
     labels = _labels(checked.user, profile, parsed.bot_id)
     metrics.payment_amount.labels(**labels, currency=currency).inc(amount)
     if unlock:

@@ -1,7 +1,7 @@
 """Detailed report writer (purpose `reports`, operation `write_detailed_report`).
 
 A supportive coach writes the learner's weekly report in the learner's interface language, in the
-second person, from the context built by `learning.reports`. The answer is plain
+second person, from the context built by `learning.report_selectors`. The answer is plain
 text in the Telegram-HTML subset; it is cleaned and its visible length measured
 afterwards. The length target is in the prompt (Fix: the previous service passed a length hint its
 prompt never read): "under 3500 characters" first, then "at most 2800" and "at most 2200

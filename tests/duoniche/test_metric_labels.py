@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from duoniche import metrics
-from learning.services import user_ensure
+from learning.users import user_ensure
 
 pytestmark = pytest.mark.django_db
 

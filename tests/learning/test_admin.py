@@ -13,7 +13,7 @@ from django.utils import timezone
 from duoniche.api.errors import ApplicationError
 from learning.admin import LATEST, session_state
 from learning.models import BotProfile
-from learning.services import profile_staff_reset_session
+from learning.profiles import profile_staff_reset_session
 from tests.exercises.factories import ExerciseFactory
 from tests.learning.factories import BotProfileFactory, ExerciseAttemptFactory, TelegramUserFactory
 from tests.notifications.factories import NotificationLogFactory

@@ -13,12 +13,9 @@ from duoniche.models import LLMCall
 from duoniche.telegram_html import visible_length
 from learning.models import WeeklyReport
 from learning.prompts.report import neutralise
-from learning.reports import (
-    MAX_LENGTH_FULL_REPORT,
-    detailed_report_context,
-    deterministic_detailed_report,
-    report_generate_detailed,
-)
+from learning.report_selectors import detailed_report_context
+from learning.report_services import report_generate_detailed
+from learning.report_writer import MAX_LENGTH_FULL_REPORT, deterministic_detailed_report
 from tests.duoniche.factories import LLMCallFactory
 from tests.exercises.factories import ExerciseFactory
 from tests.fakes.openai_server import (

@@ -16,19 +16,23 @@ from duoniche.enums import ExerciseStatus, ExerciseType, ReportStatus
 from duoniche.jobs import JOBS, job_run
 from duoniche.telegram_html import visible_length
 from learning.models import WeeklyReport
-from learning.reports import (
-    GENERATION_RUN_SECONDS,
-    MAX_LENGTH_FULL_REPORT,
+from learning.report_selectors import (
     DetailedReportContext,
     IncorrectAttempt,
     PeriodSummary,
     detailed_report_context,
-    deterministic_detailed_report,
     period_summary,
+    report_window,
+)
+from learning.report_services import (
+    GENERATION_RUN_SECONDS,
     report_generate_detailed,
     report_generation_sweep,
+)
+from learning.report_writer import (
+    MAX_LENGTH_FULL_REPORT,
+    deterministic_detailed_report,
     report_text_finish,
-    report_window,
 )
 from learning.tasks import generate_detailed_report
 from tests.exercises.factories import ExerciseFactory

@@ -14,7 +14,7 @@ from exercises.models import Exercise
 from exercises.selectors import SqlCondition, exercise_pick_random
 from learning.effective_settings import effective_settings
 from learning.models import ExerciseAttempt
-from learning.services import exercise_select
+from learning.selection import exercise_select
 from tests.exercises.factories import ExerciseFactory
 from tests.learning.factories import BotProfileFactory, ExerciseAttemptFactory
 

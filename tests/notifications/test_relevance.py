@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from duoniche.enums import NotificationType, ProfileStatus, ReportStatus
-from learning.services import profile_block, profile_next_action, profile_set_session_reminders
+from learning.profiles import profile_block, profile_set_session_reminders
+from learning.sessions import profile_next_action
 from notifications.relevance import notification_is_relevant
 from tests.exercises.factories import ExerciseFactory
 from tests.learning.factories import BotProfileFactory, WeeklyReportFactory

@@ -22,7 +22,8 @@ from duoniche.jobs import JOBS, Outcome, job_run
 from duoniche.models import JobLock, JobRun
 from duoniche.texts import render
 from learning.models import BotProfile, WeeklyReport
-from learning.services import profile_next_action
+from learning.profiles import profiles_mark_long_break_sent
+from learning.sessions import profile_next_action
 from notifications import scheduler
 from notifications.models import NotificationLog
 from notifications.relevance import notification_is_relevant
@@ -413,14 +414,7 @@ def test_a_stale_candidate_does_not_overwrite_a_served_exercise(
     )
 
 
-@pytest.mark.parametrize(
-    "mark_sent",
-    [
-        scheduler.profiles_mark_long_break_sent,  # PostgreSQL: one statement
-        scheduler._mark_long_break_sent_portable,  # other databases
-    ],
-)
-def test_the_follow_up_writes_only_profiles_still_as_read(mark_sent):
+def test_the_follow_up_writes_only_profiles_still_as_read():
     read = NOW - 3 * D
     unchanged = long_break_profile(inactive=3 * D, last_type="1d", since_sent=48 * H)
     served = long_break_profile(inactive=3 * D, last_type="1d", since_sent=48 * H)
@@ -430,7 +424,7 @@ def test_the_follow_up_writes_only_profiles_still_as_read(mark_sent):
     other_step = long_break_profile(inactive=60 * D)
     before = BotProfile.objects.get(pk=unchanged.pk).updated_at
 
-    written = mark_sent(
+    written = profiles_mark_long_break_sent(
         sent=[
             (unchanged.pk, read, "3d"),
             (served.pk, read, "3d"),

@@ -12,7 +12,8 @@ from duoniche.enums import NotificationStatus, NotificationType, ProfileStatus, 
 from duoniche.jobs import JOBS, Outcome, job_run
 from duoniche.texts import render
 from learning.models import BotProfile, ExerciseAttempt, WeeklyReport
-from learning.reports import weekly_report_week_start, weekly_reports_create
+from learning.report_selectors import weekly_report_week_start
+from learning.report_services import weekly_reports_create
 from notifications.models import NotificationLog
 from notifications.weekly import weekly_reports
 from tests.exercises.factories import ExerciseFactory

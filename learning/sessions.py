@@ -1,0 +1,235 @@
+"""The session engine: what a learner gets next (docs/api.md, next-action), decided and recorded.
+
+The decision runs on the profile row locked for the request; the fields it changed are written
+by `learning.profiles.profile_record_next_action` (the profile's one write path).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from duoniche import metrics
+from duoniche.enums import UI_TEMPLATE_BY_TYPE, ProfileStatus, UserAction
+from duoniche.language_tags import normalise_language_code
+from duoniche.languages import Language, get_language, latin_to_cyrillic, shows_cyrillic
+from duoniche.texts import format_pause_time, render, render_variant
+from exercises.content import map_texts, public_data
+from exercises.models import Exercise
+from learning.effective_settings import effective_settings, effective_status
+from learning.errors import invalid_bot, user_not_found
+from learning.models import BotProfile, TelegramUser
+from learning.profiles import (
+    metric_labels,
+    profile_get_or_create,
+    profile_record_next_action,
+    profile_reset_session,
+)
+from learning.selection import exercise_select
+from learning.selectors import user_with_profile
+from learning.users import user_expire_plan
+
+logger = logging.getLogger(__name__)
+
+SESSION_UNLOCK_CALLBACK = "initiate_payment:session_unlock"
+
+
+@dataclass
+class NextAction:
+    action: str
+    message: str | None = None
+    pause: timedelta | None = None
+    keyboard: list[dict[str, str]] | None = None
+    exercise: dict[str, Any] | None = None
+    changed: list[str] = field(default_factory=list, repr=False)
+
+
+def _select_locked_profile(*, user_id: int, bot_id: str) -> BotProfile | None:
+    """The profile row locked for this request, with its user, in one statement."""
+    _, profile = user_with_profile(
+        condition="u.id = %s", params=[user_id], bot_id=bot_id, lock=True
+    )
+    return profile
+
+
+def _locked_profile(*, user_id: int, bot_id: str) -> tuple[BotProfile, bool]:
+    """The profile row, locked, with its user; created (race-safe) if the user has none yet.
+
+    Returns (profile, whether this call may have created it).
+    """
+    profile = _select_locked_profile(user_id=user_id, bot_id=bot_id)
+    if profile is not None:
+        return profile, False
+    user = TelegramUser.objects.filter(pk=user_id).first()
+    if user is None:
+        raise user_not_found(user_id, status=400)
+    data = user.telegram_data if isinstance(user.telegram_data, dict) else {}
+    # Whatever Telegram sent (or nothing): normalised, the default when it is not a language tag.
+    language = normalise_language_code(data.get("language_code"))
+    profile_get_or_create(user=user, bot_id=bot_id, user_language=language)
+    profile = _select_locked_profile(user_id=user_id, bot_id=bot_id)
+    assert profile is not None  # just created or found, and profiles are never deleted here
+    return profile, True
+
+
+def _candidate_streak(profile: BotProfile, now: datetime) -> int:
+    if profile.last_exercise_at is None:
+        return 1
+    days = (now.date() - profile.last_exercise_at.date()).days
+    if days == 0:
+        return profile.current_streak_days
+    if days == 1:
+        return profile.current_streak_days + 1
+    return 1
+
+
+def _payment_keyboard(language: str) -> list[dict[str, str]]:
+    return [
+        {"text": render("payment_button_text", language), "callback_data": SESSION_UNLOCK_CALLBACK}
+    ]
+
+
+def profile_next_action(*, user_id: int, bot_id: str, now: datetime) -> NextAction:
+    """Decide what the learner gets next and record it atomically."""
+    language = get_language(bot_id)
+    if language is None:
+        raise invalid_bot(bot_id, code="invalid_bot_id", status=422)
+    with transaction.atomic():
+        profile, created = _locked_profile(user_id=user_id, bot_id=bot_id)
+        plan = (profile.user.status, profile.user.status_expires_at)
+        result = _next_action(profile=profile, language=language, now=now)
+        if result.changed:
+            # Bookkeeping of a served exercise: the commit need not wait for the disk
+            # (duoniche/rows.py, DATABASE_ASYNC_BOOKKEEPING_COMMIT), unless this transaction also
+            # created the profile or ended the user's plan: those wait, like every user write.
+            ended_plan = (profile.user.status, profile.user.status_expires_at) != plan
+            profile_record_next_action(
+                profile=profile, fields=result.changed, flush_wait=created or ended_plan
+            )
+    return result
+
+
+def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> NextAction:
+    user = profile.user
+    changed: list[str] = []
+    labels = metric_labels(user, profile)
+    if profile.status == ProfileStatus.BLOCKED:
+        profile.status, profile.reason = ProfileStatus.ACTIVE, None
+        changed += ["status", "reason"]
+    if effective_status(user, now) != user.status:
+        user_expire_plan(user=user)
+    learning = effective_settings(user=user, profile=profile, language=language, now=now)
+    streak = _candidate_streak(profile, now)
+    ui_language = profile.user_language
+
+    if profile.session_frozen_until is not None:
+        if now < profile.session_frozen_until:
+            metrics.frozen_attempts.labels(**labels).inc()
+            return NextAction(
+                action=UserAction.LIMIT_REACHED,
+                message=render(
+                    "limit_reached",
+                    ui_language,
+                    pause_time=format_pause_time(
+                        profile.session_frozen_until - now, language=ui_language
+                    ),
+                ),
+                keyboard=_payment_keyboard(ui_language),
+                changed=changed,
+            )
+        changed += profile_reset_session(profile=profile, now=now)
+    if profile.session_started_at is None or now - profile.session_started_at > (
+        settings.MAX_SESSIONS_LENGTH
+    ):
+        changed += profile_reset_session(profile=profile, now=now)
+
+    if profile.exercises_get_in_session >= learning.session_exercise_limit:
+        pause = timedelta(minutes=learning.min_session_interval_minutes)
+        profile.session_frozen_until = now + pause
+        profile.wants_session_reminders = None
+        changed += ["session_frozen_until", "wants_session_reminders"]
+        metrics.full_sessions.labels(**labels).inc()
+        placeholders: dict[str, Any] = {
+            "exercise_num": profile.exercises_get_in_session,
+            "pause_time": format_pause_time(pause, language=ui_language),
+        }
+        key = "congratulations_and_wait"
+        if profile.current_streak_days >= 2:
+            key = "congratulations_and_wait_streak"
+            placeholders["streak_days"] = profile.current_streak_days
+        return NextAction(
+            action=UserAction.CONGRATULATIONS_AND_WAIT,
+            message=render(key, ui_language, **placeholders),
+            pause=pause,
+            keyboard=_payment_keyboard(ui_language),
+            changed=changed,
+        )
+
+    if profile.exercises_get_in_set >= learning.exercises_in_set:
+        profile.exercises_get_in_set = 0
+        profile.errors_count_in_set = 0
+        changed += ["exercises_get_in_set", "errors_count_in_set"]
+        return NextAction(
+            action=UserAction.PRAISE_AND_NEXT_SET,
+            message=render_variant("praise_and_next_set", ui_language),
+            changed=changed,
+        )
+
+    exercise, repetition = exercise_select(profile=profile, learning=learning)
+    if exercise is None:
+        return NextAction(
+            action=UserAction.ERROR,
+            message=render("error_getting_new_exercise", ui_language),
+            changed=changed,
+        )
+    profile.exercises_get_in_session += 1
+    profile.exercises_get_in_set += 1
+    profile.last_exercise_at = now
+    profile.last_long_break_reminder_type_sent = None
+    profile.last_long_break_reminder_sent_at = None
+    profile.current_streak_days = streak
+    changed += [
+        "exercises_get_in_session",
+        "exercises_get_in_set",
+        "last_exercise_at",
+        "last_long_break_reminder_type_sent",
+        "last_long_break_reminder_sent_at",
+        "current_streak_days",
+    ]
+    exercise_labels = metrics.exercise_labels(
+        exercise_type=exercise.exercise_type, level=exercise.language_level
+    )
+    metrics.exercise_sent.labels(**exercise_labels).inc()
+    if repetition:
+        metrics.exercise_sent_repetition.labels(**exercise_labels).inc()
+    return NextAction(
+        action=UserAction.NEW_EXERCISE,
+        exercise=exercise_for_learner(
+            exercise, ui_language=ui_language, language=language, alphabet=learning.alphabet
+        ),
+        changed=changed,
+    )
+
+
+def exercise_for_learner(
+    exercise: Exercise, *, ui_language: str, language: Language, alphabet: str | None
+) -> dict[str, Any]:
+    """The exercise as sent to the bot: public data, localised task, the learner's alphabet."""
+    data = public_data(exercise.exercise_type, exercise.data)
+    if shows_cyrillic(language, alphabet):
+        data = map_texts(data, latin_to_cyrillic)
+    return {
+        "exercise_id": exercise.pk,
+        "exercise_type": exercise.exercise_type,
+        "exercise_language": exercise.exercise_language,
+        "language_level": exercise.language_level,
+        "topic": exercise.topic,
+        "exercise_text": render(f"task_{exercise.exercise_type}", ui_language),
+        "ui_template": UI_TEMPLATE_BY_TYPE[exercise.exercise_type],
+        "data": data,
+    }
