@@ -2,8 +2,10 @@
 
 The user page shows the learner's progress (per-bot session state, streak, level), the latest
 attempts with their verdicts, and the payments and notifications sent; the profile page shows the
-same for one bot and offers "reset session", which calls
-`profile_staff_reset_session` like any other interface would.
+same for one bot and offers "reset session" and, for a blocked profile, "unblock". Every save and
+action calls the services (`learning.users`, `learning.profiles`) like any other interface
+would; settings are checked with the API's rules (`learning.admin_forms`). The inlines are in
+`learning.admin_inlines`, the attempt and weekly-report pages in `learning.report_admin`.
 
 Payments and notifications depend on learning, not the reverse (STYLE: dependencies point one
 way), so their inlines name the models (`apps.get_model`) instead of importing them.
@@ -11,15 +13,10 @@ way), so their inlines name the models (`apps.get_model`) instead of importing t
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from django import forms
-from django.apps import apps
-from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
-from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
@@ -27,161 +24,35 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
-from duoniche.admin import ReadOnlyAdmin
 from duoniche.api.errors import ApplicationError
-from duoniche.language_tags import is_language_tag, normalise_language_code
+from duoniche.enums import ProfileStatus
 from duoniche.languages import get_language
-from duoniche.texts import format_pause_time
+from learning.admin_forms import (
+    BotProfileForm,
+    SettingsWarnings,
+    TelegramUserForm,
+    plain_text,
+    readable_lines,
+)
+from learning.admin_inlines import (
+    LATEST,
+    AttemptInline,
+    BotProfileInline,
+    NotificationInline,
+    PaymentInline,
+    session_state,
+)
 from learning.effective_settings import effective_settings
-from learning.models import BotProfile, ExerciseAttempt, TelegramUser, WeeklyReport
-from learning.profiles import profile_staff_reset_session
-
-#: How many of the latest attempts and notifications the pages show (the lists link to the rest).
-LATEST = 20
-
-
-def session_state(profile: BotProfile, now: datetime, *, limit: int | None = None) -> str:
-    """The derived session state in words, as the next call would see it."""
-    served = profile.exercises_get_in_session
-    if profile.session_frozen_until is not None:
-        if now < profile.session_frozen_until:
-            left = format_pause_time(profile.session_frozen_until - now, language="en")
-            return f"frozen for {left} more, after {served} exercises"
-        return "freeze over: a new session starts on the next call"
-    if profile.session_started_at is None:
-        return "no session yet"
-    if now - profile.session_started_at > settings.MAX_SESSIONS_LENGTH:
-        return "expired: a new session starts on the next call"
-    of_limit = f"/{limit}" if limit is not None else ""
-    return (
-        f"active: {served}{of_limit} served, "
-        f"{profile.exercises_get_in_set}/{settings.EXERCISES_IN_SET} in this set"
-    )
+from learning.models import BotProfile, ExerciseAttempt, TelegramUser
+from learning.profiles import profile_staff_reset_session, profile_staff_update, profile_unblock
+from learning.report_admin import WeeklyReportAdmin  # noqa: F401 (registers the report pages)
+from learning.users import user_staff_update
 
 
 def _changelist(model: str, **params: Any) -> str:
     return reverse(f"admin:{model}_changelist") + "?" + urlencode(params)
-
-
-class LatestFormSet(BaseInlineFormSet):
-    """An inline formset of the latest `LATEST` rows only (the inline's ordering decides which)."""
-
-    def get_queryset(self) -> QuerySet[Any]:
-        queryset = super().get_queryset()
-        if not queryset.query.is_sliced:
-            queryset = queryset[:LATEST]
-            self._queryset = queryset
-        return queryset
-
-
-class ReadOnlyInline(admin.TabularInline):
-    """Rows the system writes: shown on the parent's page, never edited there."""
-
-    extra = 0
-    can_delete = False
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self.fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class BotProfileForm(forms.ModelForm):
-    """The profile form: `user_language` is stored like the API stores it (normalised)."""
-
-    class Meta:
-        model = BotProfile
-        fields = ("user_language",)  # the admin passes its own field list
-
-    def clean_user_language(self) -> str:
-        code = self.cleaned_data["user_language"]
-        if not is_language_tag(code):
-            raise forms.ValidationError(
-                "Not a language tag: give a code such as en, ru or pt-BR.", code="invalid"
-            )
-        return normalise_language_code(code)
-
-
-class BotProfileInline(admin.StackedInline):
-    model = BotProfile
-    form = BotProfileForm
-    extra = 0
-    fields = (
-        "bot_id",
-        "user_language",
-        "language_level",
-        "status",
-        "reason",
-        "settings",
-        "session",
-        "current_streak_days",
-        "last_exercise_at",
-    )
-    readonly_fields = ("bot_id", "session", "current_streak_days", "last_exercise_at")
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # profiles are created by the bot's first call
-
-    @admin.display(description="session")
-    def session(self, profile: BotProfile) -> str:
-        return session_state(profile, timezone.now())
-
-
-class AttemptInline(ReadOnlyInline):
-    model = ExerciseAttempt
-    formset = LatestFormSet
-    verbose_name = "attempt"
-    verbose_name_plural = f"latest {LATEST} attempts"
-    fields = ("created_at", "exercise", "answer_text", "is_correct", "feedback", "error_tags")
-    ordering = ("-created_at", "-id")
-    show_change_link = True
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ExerciseAttempt]:
-        return super().get_queryset(request).select_related("exercise")
-
-
-class PaymentInline(ReadOnlyInline):
-    model = apps.get_model("payments", "Payment")
-    fields = (
-        "processed_at",
-        "bot_id",
-        "source",
-        "amount",
-        "currency",
-        "status",
-        "refunded_at",
-        "refund_error",
-    )
-    ordering = ("-processed_at", "-id")
-    show_change_link = True
-
-
-class NotificationInline(ReadOnlyInline):
-    model = apps.get_model("notifications", "NotificationLog")
-    formset = LatestFormSet
-    verbose_name_plural = f"latest {LATEST} notifications"
-    fields = (
-        "created_at",
-        "bot_id",
-        "notification_type",
-        "is_full_report",
-        "status",
-        "attempts",
-        "error",
-        "enqueued_at",
-    )
-    ordering = ("-created_at", "-id")
-    show_change_link = True
 
 
 @admin.register(TelegramUser)
@@ -198,9 +69,32 @@ class TelegramUserAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "cohort", "plan")
     search_fields = ("telegram_id", "username", "name")
-    readonly_fields = ("telegram_id", "telegram_data", "progress", "created_at", "updated_at")
+    form = TelegramUserForm
+    fields = (
+        "telegram_id",
+        "username",
+        "name",
+        "telegram_details",
+        "cohort",
+        "plan",
+        "status",
+        "status_expires_at",
+        "status_source",
+        "custom_settings",
+        "progress",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = ("telegram_id", "telegram_details", "progress", "created_at", "updated_at")
     inlines = (BotProfileInline, AttemptInline, PaymentInline, NotificationInline)
     date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # users are created by the bot's first call
+
+    @admin.display(description=gettext_lazy("Telegram data"))
+    def telegram_details(self, user: TelegramUser) -> SafeString | str:
+        return readable_lines(user.telegram_data)
 
     @admin.display(description="progress")
     def progress(self, user: TelegramUser) -> SafeString | str:
@@ -222,7 +116,11 @@ class TelegramUserAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request: HttpRequest, obj: TelegramUser, form: Any, change: bool) -> None:
-        _save_changed(obj, form, change)
+        """Only what staff changed, through the user service (the bot writes the row too)."""
+        changes = _changes(form)
+        if changes:
+            user_staff_update(user_id=obj.pk, changes=changes)
+        _warn_unknown_settings(self, request, form, str(obj))
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not BotProfile:
@@ -231,15 +129,38 @@ class TelegramUserAdmin(admin.ModelAdmin):
         # Only the fields staff changed: the session counters move under the bot's requests.
         formset.save(commit=False)  # collects changed_objects (and the change message's lists)
         for profile, changed in formset.changed_objects:
-            profile.save(update_fields=[*changed, "updated_at"])
+            profile_staff_update(
+                profile_id=profile.pk, changes={name: getattr(profile, name) for name in changed}
+            )
+        for profile_form in formset.forms:
+            _warn_unknown_settings(self, request, profile_form, str(profile_form.instance))
 
 
-def _save_changed(obj: Any, form: Any, change: bool) -> None:
-    """Save what the form changed, not a full copy of a row that jobs and the bot also write."""
-    if not change:
-        obj.save()
-    elif form.has_changed():
-        obj.save(update_fields=[*form.changed_data, "updated_at"])
+def _changes(form: Any) -> dict[str, Any]:
+    """The fields the form changed, with their cleaned values."""
+    return {name: form.cleaned_data[name] for name in form.changed_data}
+
+
+def _warn_unknown_settings(
+    model_admin: admin.ModelAdmin, request: HttpRequest, form: Any, subject: str
+) -> None:
+    """Saved, but some settings keys are read by nothing: say so (they are kept)."""
+    if not isinstance(form, SettingsWarnings) or not hasattr(form, "cleaned_data"):
+        return
+    for name, keys in form.unknown_settings().items():
+        model_admin.message_user(
+            request,
+            gettext(
+                "%(subject)s: %(field)s has keys that no part of DuoNiche reads: %(keys)s. "
+                "They were kept, but they change nothing."
+            )
+            % {
+                "subject": subject,
+                "field": form.fields[name].label,
+                "keys": ", ".join(keys),
+            },
+            messages.WARNING,
+        )
 
 
 @admin.register(BotProfile)
@@ -261,7 +182,7 @@ class BotProfileAdmin(admin.ModelAdmin):
     search_fields = ("user__telegram_id", "user__username", "user__name")
     list_select_related = ("user",)
     raw_id_fields = ("user",)
-    actions = ("reset_session",)
+    actions = ("reset_session", "unblock")
     change_form_template = "admin/learning/botprofile/change_form.html"
     fieldsets = (
         (None, {"fields": ("user", "bot_id", "user_language", "language_level", "status")}),
@@ -349,7 +270,7 @@ class BotProfileAdmin(admin.ModelAdmin):
             .order_by("-created_at", "-id")[:LATEST]
         )
         if not attempts:
-            return "no attempts in this bot yet"
+            return gettext("No attempts yet in this bot.")
         rows = format_html_join(
             "",
             '<tr><td>{}</td><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
@@ -360,7 +281,7 @@ class BotProfileAdmin(admin.ModelAdmin):
                     attempt.exercise,
                     attempt.answer_text,
                     "correct" if attempt.is_correct else "wrong",
-                    _short(attempt.feedback),
+                    _short(plain_text(attempt.feedback)),
                 )
                 for attempt in attempts
             ),
@@ -377,8 +298,15 @@ class BotProfileAdmin(admin.ModelAdmin):
             ),
         )
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # profiles are created by the bot's first call
+
     def save_model(self, request: HttpRequest, obj: BotProfile, form: Any, change: bool) -> None:
-        _save_changed(obj, form, change)
+        """Only what staff changed, through the profile service (the bot writes the row too)."""
+        changes = _changes(form)
+        if changes:
+            profile_staff_update(profile_id=obj.pk, changes=changes)
+        _warn_unknown_settings(self, request, form, str(obj))
 
     # --- reset session: an action on the list and a button on the page -----------------------
 
@@ -400,12 +328,87 @@ class BotProfileAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
 
+    # --- unblock: an action on the list and a button on the page of a blocked profile -------
+
+    @admin.action(description=gettext_lazy("Unblock (active again)"), permissions=["change"])
+    def unblock(self, request: HttpRequest, queryset: QuerySet[BotProfile]) -> None:
+        unblocked = skipped = 0
+        for profile_id in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                changed = profile_unblock(profile_id=profile_id)
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.ERROR)
+                continue
+            unblocked += changed
+            skipped += not changed
+        if unblocked:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d profile unblocked: it gets notifications again.",
+                    "%(count)d profiles unblocked: they get notifications again.",
+                    unblocked,
+                )
+                % {"count": unblocked},
+                messages.SUCCESS,
+            )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d profile was not blocked and was left as it was.",
+                    "%(count)d profiles were not blocked and were left as they were.",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
+            )
+
+    def unblock_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        profile = get_object_or_404(BotProfile, pk=object_id)
+        if not self.has_change_permission(request, profile):
+            return HttpResponse(status=403)
+        if profile_unblock(profile_id=profile.pk):
+            self.message_user(
+                request,
+                gettext("%(profile)s unblocked: it gets notifications again.")
+                % {"profile": profile},
+                messages.SUCCESS,
+            )
+            self.log_change(request, profile, gettext("Unblocked"))
+        else:
+            self.message_user(
+                request,
+                gettext("%(profile)s was not blocked; nothing changed.") % {"profile": profile},
+                messages.WARNING,
+            )
+        return HttpResponseRedirect(reverse("admin:learning_botprofile_change", args=[profile.pk]))
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        context["is_blocked"] = obj is not None and obj.status == ProfileStatus.BLOCKED
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "<path:object_id>/reset-session/",
                 self.admin_site.admin_view(self.reset_session_view),
                 name=f"{self.opts.app_label}_{self.opts.model_name}_reset_session",
+            ),
+            path(
+                "<path:object_id>/unblock/",
+                self.admin_site.admin_view(self.unblock_view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_unblock",
             ),
             *super().get_urls(),
         ]
@@ -424,30 +427,3 @@ class BotProfileAdmin(admin.ModelAdmin):
 
 def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-@admin.register(ExerciseAttempt)
-class ExerciseAttemptAdmin(ReadOnlyAdmin):
-    list_display = ("id", "user", "exercise", "answer_text", "is_correct", "created_at")
-    list_filter = ("is_correct", "exercise__exercise_language", "exercise__exercise_type")
-    search_fields = ("user__telegram_id", "answer_text")
-    list_select_related = ("user", "exercise")
-    date_hierarchy = "created_at"
-
-
-@admin.register(WeeklyReport)
-class WeeklyReportAdmin(ReadOnlyAdmin):
-    list_display = (
-        "id",
-        "user",
-        "bot_id",
-        "week_start_date",
-        "status",
-        "generation_attempts",
-        "short_notified_at",
-        "full_generated_at",
-        "full_sent_at",
-    )
-    list_filter = ("status", "bot_id", "week_start_date")
-    search_fields = ("user__telegram_id", "user__username")
-    list_select_related = ("user",)

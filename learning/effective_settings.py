@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 
 from duoniche.enums import Alphabet, ExerciseTopic, ExerciseType, UserStatus
 from duoniche.languages import Language
@@ -103,6 +104,42 @@ SETTING_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "allowed_languages": _strings,
     "alphabet": _alphabet,
 }
+
+#: What each known key accepts, in words (the admin shows it next to a refused value).
+SETTING_RULES: dict[str, Any] = {
+    "session_exercise_limit": gettext_lazy("should be a whole number, at least 1"),
+    "min_session_interval_minutes": gettext_lazy("should be a whole number, at least 0"),
+    "exercises_in_set": gettext_lazy("should be a whole number, at least 1"),
+    "available_exercise_types": gettext_lazy("should be a list of exercise types"),
+    "exercise_type_distribution": gettext_lazy("should map exercise types to weights of 0 or more"),
+    "exclude_topics": gettext_lazy("should be a list of topics"),
+    "allowed_languages": gettext_lazy("should be a list of texts"),
+    "alphabet": gettext_lazy("should be one of the alphabets"),
+}
+
+
+@dataclass(frozen=True)
+class SettingsCheck:
+    """Stored settings against the keys effective settings read (`valid_overrides`' rules)."""
+
+    invalid: dict[str, Any]  # key → what it should be
+    unknown: list[str]  # keys nothing reads: ignored when the settings are applied
+
+
+def settings_check(stored: dict[str, Any]) -> SettingsCheck:
+    """Which keys of `stored` would be ignored, and why: the rules `valid_overrides` applies."""
+    invalid: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, value in stored.items():
+        validator = SETTING_VALIDATORS.get(key)
+        if validator is None:
+            unknown.append(key)
+            continue
+        try:
+            validator(value)
+        except ValueError:
+            invalid[key] = SETTING_RULES[key]
+    return SettingsCheck(invalid=invalid, unknown=unknown)
 
 
 def valid_overrides(stored: Any, *, user_id: int, bot_id: str, source: str) -> dict[str, Any]:

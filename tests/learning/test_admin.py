@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from duoniche.api.errors import ApplicationError
-from learning.admin import LATEST, session_state
+from learning.admin_inlines import LATEST, session_state
 from learning.models import BotProfile
 from learning.profiles import profile_staff_reset_session
 from tests.exercises.factories import ExerciseFactory
@@ -185,7 +185,9 @@ def test_profile_page_shows_session_state_and_attempts_in_this_bot(admin_client,
     assert "frozen for 1 hour more" in html
     assert html.count("<td>wrong</td>") == 1
     assert html.count("<td>correct</td>") == LATEST - 1  # the Serbian attempt is not listed
-    assert "Not quite: &lt;b&gt;едно&lt;/b&gt;." in html  # feedback shown as text
+    # Feedback as the learner reads it: no tags, and no escaped tags shown as text either.
+    assert "Not quite: едно." in html
+    assert "&lt;b&gt;" not in html
     assert 'id="reset-session-form"' in html
     assert "exercise__exercise_language__exact=Bulgarian" in html
 
