@@ -80,7 +80,7 @@ def _line_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-class SettingsField(forms.CharField):
+class SettingsField(forms.Field):
     """Settings as `key: value` lines; empty means none (stored as null)."""
 
     widget = forms.Textarea(attrs={"rows": 4, "cols": 60})
@@ -94,7 +94,7 @@ class SettingsField(forms.CharField):
                 'exclude_topics: ["food"]). Leave empty for none.'
             ),
         )
-        super().__init__(strip=True, **kwargs)
+        super().__init__(**kwargs)
 
     def prepare_value(self, value: Any) -> Any:
         if value is None:
@@ -106,7 +106,7 @@ class SettingsField(forms.CharField):
         return json.dumps(value, ensure_ascii=False)
 
     def to_python(self, value: Any) -> dict[str, Any] | None:
-        text = super().to_python(value)
+        text = str(value).strip() if value is not None else ""
         if not text:
             return None
         parsed: dict[str, Any] = {}
@@ -176,6 +176,7 @@ class SettingsWarnings:
     settings_fields: tuple[str, ...] = ()
     cleaned_data: dict[str, Any]
     changed_data: list[str]
+    fields: dict[str, forms.Field]
 
     def unknown_settings(self) -> dict[str, list[str]]:
         """Field name → keys no part of DuoNiche reads, for the fields this form cleaned."""

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
 from duoniche.admin import ReadOnlyAdmin
+from duoniche.enums import ReportStatus
 from learning.admin_forms import plain_text, readable_lines
 from learning.models import ExerciseAttempt, WeeklyReport
 from learning.report_services import Regeneration, report_staff_regenerate
@@ -57,7 +58,7 @@ def regeneration_message(result: Regeneration) -> tuple[str, int]:
                 "Report #%(report)s: a new detailed report is being written; "
                 "its status is now %(status)s."
             )
-            % {"report": report, "status": result.status},
+            % {"report": report, "status": ReportStatus(result.status).label},
             messages.SUCCESS,
         )
     if result.outcome == "waiting":
