@@ -31,10 +31,11 @@ from duoniche.enums import ProfileStatus
 from duoniche.languages import get_language
 from learning.admin_forms import (
     BotProfileForm,
-    SettingsWarnings,
     TelegramUserForm,
+    changed_values,
     plain_text,
     readable_lines,
+    warn_unknown_settings,
 )
 from learning.admin_inlines import (
     LATEST,
@@ -117,10 +118,10 @@ class TelegramUserAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: TelegramUser, form: Any, change: bool) -> None:
         """Only what staff changed, through the user service (the bot writes the row too)."""
-        changes = _changes(form)
+        changes = changed_values(form)
         if changes:
             user_staff_update(user_id=obj.pk, changes=changes)
-        _warn_unknown_settings(self, request, form, str(obj))
+        warn_unknown_settings(request, form, str(obj))
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not BotProfile:
@@ -133,34 +134,7 @@ class TelegramUserAdmin(admin.ModelAdmin):
                 profile_id=profile.pk, changes={name: getattr(profile, name) for name in changed}
             )
         for profile_form in formset.forms:
-            _warn_unknown_settings(self, request, profile_form, str(profile_form.instance))
-
-
-def _changes(form: Any) -> dict[str, Any]:
-    """The fields the form changed, with their cleaned values."""
-    return {name: form.cleaned_data[name] for name in form.changed_data}
-
-
-def _warn_unknown_settings(
-    model_admin: admin.ModelAdmin, request: HttpRequest, form: Any, subject: str
-) -> None:
-    """Saved, but some settings keys are read by nothing: say so (they are kept)."""
-    if not isinstance(form, SettingsWarnings) or not hasattr(form, "cleaned_data"):
-        return
-    for name, keys in form.unknown_settings().items():
-        model_admin.message_user(
-            request,
-            gettext(
-                "%(subject)s: %(field)s has keys that no part of DuoNiche reads: %(keys)s. "
-                "They were kept, but they change nothing."
-            )
-            % {
-                "subject": subject,
-                "field": form.fields[name].label,
-                "keys": ", ".join(keys),
-            },
-            messages.WARNING,
-        )
+            warn_unknown_settings(request, profile_form, str(profile_form.instance))
 
 
 @admin.register(BotProfile)
@@ -303,10 +277,10 @@ class BotProfileAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: BotProfile, form: Any, change: bool) -> None:
         """Only what staff changed, through the profile service (the bot writes the row too)."""
-        changes = _changes(form)
+        changes = changed_values(form)
         if changes:
             profile_staff_update(profile_id=obj.pk, changes=changes)
-        _warn_unknown_settings(self, request, form, str(obj))
+        warn_unknown_settings(request, form, str(obj))
 
     # --- reset session: an action on the list and a button on the page -----------------------
 

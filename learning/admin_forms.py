@@ -13,6 +13,8 @@ import json
 from typing import Any
 
 from django import forms
+from django.contrib import messages
+from django.http import HttpRequest
 from django.utils.html import format_html_join, strip_tags
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, gettext_lazy
@@ -190,6 +192,26 @@ class SettingsWarnings:
                 if unknown:
                     found[name] = unknown
         return found
+
+
+def changed_values(form: forms.BaseForm) -> dict[str, Any]:
+    """The fields a valid form changed, with their cleaned values (what a staff save writes)."""
+    return {name: form.cleaned_data[name] for name in form.changed_data}
+
+
+def warn_unknown_settings(request: HttpRequest, form: Any, subject: str) -> None:
+    """After a save: a warning per settings field that got keys nothing reads (they are kept)."""
+    if not isinstance(form, SettingsWarnings) or not hasattr(form, "cleaned_data"):
+        return
+    for name, keys in form.unknown_settings().items():
+        messages.warning(
+            request,
+            gettext(
+                "%(subject)s: %(field)s has keys that no part of DuoNiche reads: %(keys)s. "
+                "They were kept, but they change nothing."
+            )
+            % {"subject": subject, "field": form.fields[name].label, "keys": ", ".join(keys)},
+        )
 
 
 class TelegramUserForm(SettingsWarnings, forms.ModelForm):
