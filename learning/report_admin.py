@@ -70,6 +70,15 @@ def regeneration_message(result: Regeneration) -> tuple[str, int]:
             % {"report": report},
             messages.WARNING,
         )
+    if result.outcome == "not_requested":
+        return (
+            gettext(
+                "Report #%(report)s: the learner has not asked for the detailed report yet, "
+                "so there is nothing to regenerate."
+            )
+            % {"report": report},
+            messages.WARNING,
+        )
     if result.outcome == "sent":
         return (
             gettext(

@@ -341,28 +341,33 @@ class Regeneration:
     """What `report_staff_regenerate` did: `outcome` is one of the values below."""
 
     report_id: int
-    outcome: str  # "queued" | "waiting" (broker down: the sweep queues it) | "busy" | "sent"
+    #: "queued"; "waiting" (broker down: the sweep queues it); refused: "busy" (being written),
+    #: "sent" (delivered already), "not_requested" (the learner never asked for it)
+    outcome: str
     status: str
 
 
 def report_staff_regenerate(*, report_id: int, now: datetime) -> Regeneration:
     """Staff ask for a new detailed report: queue its generation again, whatever it holds now.
 
-    A PENDING, FAILED or GENERATED report (and a GENERATING one whose request went stale) moves
-    to GENERATING through the same outbox as the bot's request, so the job writes a new text
-    even when one exists; the old text stays until the new one replaces it. Refused (nothing
-    written) while a fresh generation is running ("busy") and once the detailed report was
-    delivered ("sent": the learner has it, a new text would never be sent). The job is published
-    after the transition commits, never inside a transaction; the LLM runs in the worker.
+    A FAILED or GENERATED report (and a GENERATING one whose request went stale) moves to
+    GENERATING through the same outbox as the bot's request, so the job writes a new text even
+    when one exists; the old text stays until the new one replaces it. Refused (nothing written)
+    while a fresh generation is running ("busy"), once the detailed report was delivered ("sent":
+    the learner has it, a new text would never be sent) and while the learner has not asked for
+    it ("not_requested": a PENDING report; a text made now would be sent unasked). The job is
+    published after the transition commits, never inside a transaction; the LLM runs in the
+    worker.
     """
     report = WeeklyReport.objects.filter(pk=report_id).values("status", "status_changed_at").first()
     if report is None:
         raise report_id_not_found(report_id)
     status = report["status"]
-    if status == ReportStatus.SENT:
-        return Regeneration(report_id=report_id, outcome="sent", status=status)
+    if status in (ReportStatus.SENT, ReportStatus.PENDING):
+        refused = "sent" if status == ReportStatus.SENT else "not_requested"
+        return Regeneration(report_id=report_id, outcome=refused, status=status)
     stale_before = now - timedelta(minutes=settings.REPORT_GENERATION_STALE_MINUTES)
-    movable = Q(status__in=(*_CLAIMABLE, ReportStatus.GENERATED)) | Q(
+    movable = Q(status__in=(ReportStatus.FAILED, ReportStatus.GENERATED)) | Q(
         status=ReportStatus.GENERATING, status_changed_at__lt=stale_before
     )
     changed = WeeklyReport.objects.filter(movable, pk=report_id).update(

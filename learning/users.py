@@ -23,8 +23,19 @@ logger = logging.getLogger(__name__)
 
 UNSET: Any = object()
 
-#: What staff may change on a user (the rest comes from Telegram, payments and the bot).
-STAFF_FIELDS = frozenset({"username", "name", "cohort", "plan", "custom_settings"})
+#: What staff may change on a user (the rest comes from Telegram and the bot).
+STAFF_FIELDS = frozenset(
+    {
+        "username",
+        "name",
+        "cohort",
+        "plan",
+        "status",
+        "status_expires_at",
+        "status_source",
+        "custom_settings",
+    }
+)
 
 
 def user_ensure(

@@ -274,7 +274,10 @@ def generated():
     return report
 
 
-def test_regenerate_forces_a_new_text_through_the_job(generated):
+@pytest.mark.parametrize("status", [ReportStatus.GENERATED, ReportStatus.FAILED])
+def test_regenerate_forces_a_new_text_through_the_job(generated, status):
+    WeeklyReport.objects.filter(pk=generated.pk).update(status=status)
+
     # The test settings run Celery tasks eagerly: the job writes the report as the worker would.
     result = report_staff_regenerate(report_id=generated.pk, now=timezone.now())
 
@@ -288,9 +291,14 @@ def test_regenerate_forces_a_new_text_through_the_job(generated):
 
 
 @pytest.mark.parametrize(
-    ("status", "outcome"), [(ReportStatus.SENT, "sent"), (ReportStatus.GENERATING, "busy")]
+    ("status", "outcome"),
+    [
+        (ReportStatus.SENT, "sent"),
+        (ReportStatus.GENERATING, "busy"),
+        (ReportStatus.PENDING, "not_requested"),
+    ],
 )
-def test_regenerate_leaves_sent_and_running_reports_alone(generated, status, outcome):
+def test_regenerate_leaves_sent_running_and_unrequested_reports_alone(generated, status, outcome):
     WeeklyReport.objects.filter(pk=generated.pk).update(
         status=status, status_changed_at=timezone.now()
     )
@@ -427,3 +435,18 @@ def test_a_learner_without_attempts_gets_an_empty_state(admin_client):
     assert "<table" not in user_html.split('id="attempts-group"')[1].split("</fieldset>")[0]
     assert "No attempts yet in this bot." in profile_html
     assert BotProfile.objects.filter(pk=profile.pk).exists()
+
+
+def test_staff_change_a_users_plan_through_the_service(admin_client, profile):
+    url, page = user_page(admin_client, profile.user)
+    data = submitted(page, "telegramuser_form", status="premium", status_source="staff")
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.post(url, data)
+
+    assert response.status_code == 302
+    [update] = writes_to(queries, "learning_telegramuser")
+    assert '"status"' in update
+    assert '"custom_settings"' not in update
+    user = TelegramUser.objects.get(pk=profile.user_id)
+    assert (user.status, user.status_source) == ("premium", "staff")
