@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -29,6 +28,9 @@ from exercises.bank import BankItem, validate_bank_items
 from exercises.models import Exercise, ExerciseAnswer, ExerciseReview
 from exercises.personas import PERSONAS_BY_NAME
 from exercises.services import exercise_change_status
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
 
 AUDIO_KEYS = ("audio_url", "audio_telegram_file_id")
 
@@ -295,7 +297,7 @@ class StaffAction:
     """A status decision of the admin: its label, its service and where it applies."""
 
     name: str
-    label: Promise | str
+    label: str | _StrPromise
     service: Callable[..., ExerciseReview]
     new_status: str
     stories_only: bool = False

@@ -43,6 +43,8 @@ def _text_field(label: str, *, rows: int = 0, required: bool = False) -> forms.C
 class ExerciseEditForm(forms.ModelForm):
     """The parts every type has (level, topic, tags); a subclass adds the type's own parts."""
 
+    #: What the edit service gets once the form is valid (`data`, `correct_answer`, ...).
+    content: dict[str, Any]
     #: The key of the learner-visible choices in `data` ("options" or "words").
     choices_key: ClassVar[str] = "options"
 
@@ -155,7 +157,14 @@ class ExerciseEditForm(forms.ModelForm):
             "topic": cleaned.get("topic"),
         }
         try:
-            exercise_staff_edit_check(exercise=self.instance, **self.content)
+            exercise_staff_edit_check(
+                exercise=self.instance,
+                data=data,
+                correct_answer=correct_answer,
+                grammar_tags=self.content["grammar_tags"],
+                language_level=self.content["language_level"],
+                topic=self.content["topic"],
+            )
         except ValidationError as error:
             for message in error.messages:
                 self._add_problem(message, cleaned)
