@@ -213,7 +213,8 @@ class ChooseAccentForm(ExerciseEditForm):
 
     def build(self, cleaned: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         data, answer = super().build(cleaned)
-        return {**data, "meaning": cleaned.get("meaning") or None}, answer
+        meaning = (cleaned.get("meaning") or "").replace("\r\n", "\n")  # a browser's line breaks
+        return {**data, "meaning": meaning or None}, answer
 
 
 class StoryForm(ExerciseEditForm):

@@ -212,7 +212,9 @@ def test_an_accent_meaning_and_a_story_text_have_their_fields(moderator_client):
 
     moderator_client.post(
         change_url(stressed),
-        fill_post(option_1="вода̀", option_2="во̀да", correct="1", meaning="<i>течност</i>"),
+        fill_post(
+            option_1="вода̀", option_2="во̀да", correct="1", meaning="<i>течност</i>\r\nбез цвят"
+        ),
     )
     moderator_client.post(
         change_url(narrated),
@@ -226,7 +228,7 @@ def test_an_accent_meaning_and_a_story_text_have_their_fields(moderator_client):
 
     stressed.refresh_from_db()
     narrated.refresh_from_db()
-    assert stressed.data["meaning"] == "<i>течност</i>"
+    assert stressed.data["meaning"] == "<i>течност</i>\nбез цвят"
     assert stressed.status == ExerciseStatus.PUBLISHED
     assert narrated.data["content_text"] == "Марко купи круши."
     assert narrated.data["options"] == ["Марко купи круши.", "Марко купи ябълки."]
