@@ -225,7 +225,7 @@ class ExerciseAdmin(BulkDecisionsMixin, ServiceSaveMixin):
         """Nothing related is edited here (the verdicts have their own page)."""
 
     def response_change(self, request: HttpRequest, obj: Exercise) -> HttpResponse:
-        """ "Save" goes on to the next exercise of the queue; "continue editing" stays here."""
+        """Saving goes on to the next exercise of the queue; "stay here" (`_continue`) stays."""
         if self.save_failed(request) or "_continue" in request.POST:
             return HttpResponseRedirect(request.get_full_path())
         return self._to_next(request, getattr(request, _NAVIGATOR))

@@ -93,7 +93,7 @@ class ExerciseAnswerAdmin(ServiceSaveMixin):
 
     @admin.display(description=_("reference"), ordering="is_reference")
     def reference_display(self, verdict: ExerciseAnswer) -> str:
-        """ "reference" or nothing: "no" here is the normal case, not a red cross."""
+        """The word "reference", or nothing: "no" is the normal case here, not a red cross."""
         return str(_("reference")) if verdict.is_reference else ""
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
