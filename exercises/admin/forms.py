@@ -47,6 +47,8 @@ class ExerciseEditForm(forms.ModelForm):
     content: dict[str, Any]
     #: The key of the learner-visible choices in `data` ("options" or "words").
     choices_key: ClassVar[str] = "options"
+    #: The names of the choice fields: `option_1`, `option_2`, ... (or `word_<n>`).
+    choice_prefix: ClassVar[str] = "option"
 
     class Meta:
         model = Exercise
@@ -75,8 +77,6 @@ class ExerciseEditForm(forms.ModelForm):
         self.add_parts(data, choices, reference.answer if reference is not None else {})
 
     # --- what a type defines ----------------------------------------------------------------
-
-    choice_prefix: ClassVar[str] = "option"
 
     @classmethod
     def choice_count(cls, exercise: Exercise) -> int:
