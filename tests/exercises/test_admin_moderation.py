@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import itertools
-import json
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -21,12 +20,10 @@ from django.utils import timezone
 from duoniche.enums import ExerciseStatus, ExerciseType, ReviewSource
 from exercises.content import content_hash
 from exercises.models import Exercise, ExerciseAnswer
-from exercises.moderation import (
-    exercise_add_accepted_answer,
-    exercise_staff_edit,
-    verdict_staff_edit,
-)
+from exercises.moderation import exercise_staff_regenerate_audio
 from exercises.selectors import attempts_weighted_error_rate
+from exercises.staff_edit import exercise_staff_edit
+from exercises.staff_verdicts import exercise_add_accepted_answer, verdict_staff_edit
 from learning.models import ExerciseAttempt
 from tests.exercises.factories import ExerciseAnswerFactory, ExerciseFactory, ExerciseReviewFactory
 from tests.learning.factories import BotProfileFactory, ExerciseAttemptFactory, TelegramUserFactory
@@ -128,27 +125,52 @@ def staff_client(client, django_user_model):
 
 
 def edit_form(exercise: Exercise, **changes: Any) -> dict[str, Any]:
-    """The change form's POST data for `exercise` with `changes` applied (JSON fields as text)."""
+    """The change form's POST data for `exercise`, one field per part, with `changes` applied.
+
+    `changes` are in the stored shape (`data`, `correct_answer`, `grammar_tags`, level, topic);
+    they are typed into the fields a moderator sees (sentence, words, options, the correct one).
+    """
     reference = exercise.verdicts.get(is_reference=True)
-    data = {key: value for key, value in exercise.data.items()}
-    if exercise.exercise_type == ExerciseType.STORY_COMPREHENSION:
-        data.pop("audio_url")
-        data.pop("audio_telegram_file_id")
     values = {
-        "data": data,
+        "data": exercise.data,
         "correct_answer": reference.answer,
         "grammar_tags": exercise.grammar_tags,
         "language_level": exercise.language_level,
         "topic": exercise.topic,
         **changes,
     }
-    return {
-        **{
-            key: json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
-            for key, value in values.items()
-        },
+    data, answer, tags = values["data"], values["correct_answer"], values["grammar_tags"]
+    post: dict[str, Any] = {
+        "language_level": values["language_level"],
+        "topic": values["topic"],
+        "grammar": "\n".join(tags.get("grammar", [])),
+        "vocabulary": "\n".join(tags.get("vocabulary", [])),
         "_continue": "Save",
     }
+    if exercise.exercise_type == ExerciseType.FILL_IN_THE_BLANK:
+        post["sentence"] = data["text_with_blanks"]
+        post.update({f"word_{n}": word for n, word in enumerate(data["words"], start=1)})
+        post.update(
+            {
+                f"blank_{n}": data["words"].index(word) + 1
+                for n, word in enumerate(answer["words"], start=1)
+            }
+        )
+        return post
+    post.update({f"option_{n}": option for n, option in enumerate(data["options"], start=1)})
+    post["correct"] = data["options"].index(answer["answer"]) + 1
+    if exercise.exercise_type == ExerciseType.STORY_COMPREHENSION:
+        post["story"] = data["content_text"]
+    if exercise.exercise_type == ExerciseType.CHOOSE_ACCENT:
+        post["meaning"] = data.get("meaning") or ""
+    return post
+
+
+@pytest.fixture
+def llm_on(settings) -> None:
+    """An LLM configured (nothing calls it here): the LLM review can run."""
+    settings.OPENAI_API_KEY = "test"
+    settings.OPENAI_MAIN_MODEL_NAME = "fake-model"
 
 
 # --- the queue ----------------------------------------------------------------------------------
@@ -444,14 +466,14 @@ ACTIONS = [
 
 @pytest.mark.parametrize(("action", "before", "after"), ACTIONS)
 def test_each_page_button_decides_and_records_the_moderator(
-    moderator_client, action, before, after
+    moderator_client, llm_on, action, before, after
 ):
     exercise = story(status=before)
 
     response = moderator_client.post(moderate_url(exercise), {"action": action})
 
     assert response.status_code == 302
-    assert response.url == change_url(exercise)
+    assert response.url == reverse(CHANGELIST)  # nothing else waits: back to the empty queue
     exercise.refresh_from_db()
     assert exercise.status == after
     review = exercise.reviews.get()
@@ -464,7 +486,9 @@ def test_each_page_button_decides_and_records_the_moderator(
 
 
 @pytest.mark.parametrize(("action", "before", "after"), ACTIONS)
-def test_each_bulk_action_decides_every_selected_exercise(moderator_client, action, before, after):
+def test_each_bulk_action_decides_every_selected_exercise(
+    moderator_client, llm_on, action, before, after
+):
     chosen = [story(status=before), story(status=before)]
     untouched = story(status=before)
 
@@ -517,7 +541,22 @@ def test_regenerating_audio_of_a_non_story_is_refused(moderator_client):
 
     exercise.refresh_from_db()
     assert exercise.status == ExerciseStatus.PUBLISHED
-    assert any("Only stories have audio" in message for message in texts(response))
+    assert "Skipped 1 exercise that is not a story." in texts(response)
+    assert not exercise.reviews.exists()
+
+
+def test_the_audio_service_refuses_a_non_story(moderator):
+    exercise = fill(status=ExerciseStatus.PUBLISHED)
+
+    with pytest.raises(ValidationError) as raised:
+        exercise_staff_regenerate_audio(exercise_id=exercise.pk, user=moderator, now=timezone.now())
+
+    assert (raised.value.code, raised.value.messages) == (
+        "not_a_story",
+        ["Only stories have audio."],
+    )
+    exercise.refresh_from_db()
+    assert exercise.status == ExerciseStatus.PUBLISHED
 
 
 def test_an_unknown_page_action_is_a_bad_request(moderator_client):
@@ -725,7 +764,7 @@ def test_save_model_reports_a_service_error_with_a_message(rf, moderator):
     request._messages = FallbackStorage(request)
     model_admin = admin.site._registry[Exercise]
     form = SimpleNamespace(
-        cleaned_data={
+        content={
             "data": first.data,
             "correct_answer": {"words": ["едно"]},
             "grammar_tags": second.grammar_tags,
@@ -763,8 +802,10 @@ def test_the_edit_form_shows_the_correct_answer_and_hides_story_audio(admin_clie
 
     form = admin_client.get(change_url(exercise)).context["adminform"].form
 
-    assert json.loads(form["correct_answer"].value()) == {"answer": "Марко купи ябълки."}
-    assert "audio_url" not in json.loads(form["data"].value())
+    assert form["story"].value() == exercise.data["content_text"]
+    assert form["option_1"].value() == "Марко купи ябълки."
+    assert form["correct"].value() == 1
+    assert not {"audio_url", "audio_telegram_file_id", "data", "correct_answer"} & set(form.fields)
 
 
 # --- verdicts -----------------------------------------------------------------------------------
