@@ -47,9 +47,14 @@ from learning.admin_inlines import (
 )
 from learning.effective_settings import effective_settings
 from learning.models import BotProfile, ExerciseAttempt, TelegramUser
-from learning.profiles import profile_staff_reset_session, profile_staff_update, profile_unblock
+from learning.profiles import (
+    profile_staff_reset_session,
+    profile_staff_update,
+    profile_unblock,
+    profiles_delete,
+)
 from learning.report_admin import WeeklyReportAdmin  # noqa: F401 (registers the report pages)
-from learning.users import user_staff_update
+from learning.users import user_staff_update, users_delete
 
 
 def _changelist(model: str, **params: Any) -> str:
@@ -92,6 +97,12 @@ class TelegramUserAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # users are created by the bot's first call
+
+    def delete_model(self, request: HttpRequest, obj: TelegramUser) -> None:
+        users_delete(user_ids=[obj.pk])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TelegramUser]) -> None:
+        users_delete(user_ids=list(queryset.values_list("pk", flat=True)))
 
     @admin.display(description=gettext_lazy("Telegram data"))
     def telegram_details(self, user: TelegramUser) -> SafeString | str:
@@ -274,6 +285,12 @@ class BotProfileAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # profiles are created by the bot's first call
+
+    def delete_model(self, request: HttpRequest, obj: BotProfile) -> None:
+        profiles_delete(profile_ids=[obj.pk])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[BotProfile]) -> None:
+        profiles_delete(profile_ids=list(queryset.values_list("pk", flat=True)))
 
     def save_model(self, request: HttpRequest, obj: BotProfile, form: Any, change: bool) -> None:
         """Only what staff changed, through the profile service (the bot writes the row too)."""

@@ -311,3 +311,13 @@ def profile_staff_update(*, profile_id: int, changes: dict[str, Any]) -> BotProf
         profile.save(update_fields=[*changes, "updated_at"])
     logger.info("profile %s changed by staff: %s", profile_id, ", ".join(sorted(changes)))
     return profile
+
+
+def profiles_delete(*, profile_ids: list[int]) -> int:
+    """Staff delete bot profiles (the learner's attempts and reports stay with the user).
+
+    The bot's next call for that user and bot starts a new profile. Returns how many went.
+    """
+    deleted, _ = BotProfile.objects.filter(pk__in=profile_ids).delete()
+    logger.info("%s profile(s) deleted by staff", deleted)
+    return deleted

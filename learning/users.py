@@ -134,3 +134,16 @@ def user_staff_update(*, user_id: int, changes: dict[str, Any]) -> TelegramUser:
         user.save(update_fields=[*changes, "updated_at"])
     logger.info("user %s changed by staff: %s", user_id, ", ".join(sorted(changes)))
     return user
+
+
+def users_delete(*, user_ids: list[int]) -> int:
+    """Staff forget learners: the users with their profiles, attempts, reports and notifications.
+
+    A user with payments is refused by the database (payments are kept for accounting): the
+    admin's delete confirmation lists them as protected before anything is deleted.
+    Returns how many users were deleted.
+    """
+    deleted, by_model = TelegramUser.objects.filter(pk__in=user_ids).delete()
+    count = by_model.get(TelegramUser._meta.label, 0)
+    logger.info("%s user(s) deleted by staff (%s rows in all)", count, deleted)
+    return count

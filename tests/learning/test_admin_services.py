@@ -450,3 +450,37 @@ def test_staff_change_a_users_plan_through_the_service(admin_client, profile):
     assert '"custom_settings"' not in update
     user = TelegramUser.objects.get(pk=profile.user_id)
     assert (user.status, user.status_source) == ("premium", "staff")
+
+
+# --- deleting: users and profiles through their services ----------------------------------------
+
+
+def test_staff_delete_a_user_and_their_profiles(admin_client, profile):
+    url = reverse("admin:learning_telegramuser_delete", args=[profile.user.pk])
+
+    response = admin_client.post(url, {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not TelegramUser.objects.filter(pk=profile.user.pk).exists()
+    assert not BotProfile.objects.filter(pk=profile.pk).exists()
+
+
+def test_a_user_with_payments_is_kept(admin_client, profile):
+    from tests.payments.factories import PaymentFactory
+
+    PaymentFactory(user=profile.user)
+    url = reverse("admin:learning_telegramuser_delete", args=[profile.user.pk])
+
+    response = admin_client.post(url, {"post": "yes"})
+
+    assert response.status_code == 200  # the confirmation page names the protected payments
+    assert "payment" in response.content.decode().lower()
+    assert TelegramUser.objects.filter(pk=profile.user.pk).exists()
+
+
+def test_staff_delete_a_profile_and_the_user_stays(admin_client, profile):
+    url = reverse("admin:learning_botprofile_delete", args=[profile.pk])
+
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert not BotProfile.objects.filter(pk=profile.pk).exists()
+    assert TelegramUser.objects.filter(pk=profile.user_id).exists()
