@@ -5,9 +5,15 @@ output schema) and get Pydantic models or plain values back; they never see SDK 
 `LLMUnavailable` (transport, timeout, provider error, purpose disabled) and `LLMBadOutput`
 (unparsable or invalid structure). Every request, successful or not, leaves one `LLMCall` row.
 
-A purpose is enabled iff an LLM is configured (an API key or a base URL), its model name resolves
-(purpose setting, else `OPENAI_MAIN_MODEL_NAME`) and today's spend is under the daily budget. No
-call may run inside a database transaction: callers write results afterwards in short ones.
+Chat models are built by LangChain's `init_chat_model`, so the provider is configuration:
+`LLM_PROVIDER` (default "openai", which also covers OpenAI-compatible servers through
+`OPENAI_BASE_URL`), or a `provider:model` model name. The `OPENAI_*` key and base URL apply to the
+"openai" provider only; the others read their own credentials (e.g. `ANTHROPIC_API_KEY`).
+
+A purpose is enabled iff an LLM is configured (for "openai": an API key or a base URL; another
+provider: its LangChain package is installed), its model name resolves (purpose setting, else
+`OPENAI_MAIN_MODEL_NAME`) and today's spend is under the daily budget. No call may run inside a
+database transaction: callers write results afterwards in short ones.
 
 Tests replace the chat model through `set_chat_model_factory` / `using_chat_model` with LangChain
 fake chat models; everything else here (structured output, attempts, ledger) runs for real.
@@ -23,11 +29,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Sum
 from django.utils import timezone
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -55,6 +63,32 @@ PLACEHOLDER_API_KEY = "not-needed"
 OPENAI_HOST = "api.openai.com"
 BUDGET_CACHE_SECONDS = 60
 ERROR_MESSAGE_MAX = 500
+
+#: The providers `langchain.chat_models.init_chat_model` (langchain 1.1) builds, with the module
+#: each needs and the pip package that holds it. Checked without importing anything, so a missing
+#: package disables the LLM with a reason instead of failing a request with an ImportError.
+PROVIDER_PACKAGES: dict[str, tuple[str, str]] = {
+    "openai": ("langchain_openai", "langchain-openai"),
+    "azure_openai": ("langchain_openai", "langchain-openai"),
+    "anthropic": ("langchain_anthropic", "langchain-anthropic"),
+    "azure_ai": ("langchain_azure_ai", "langchain-azure-ai"),
+    "cohere": ("langchain_cohere", "langchain-cohere"),
+    "google_vertexai": ("langchain_google_vertexai", "langchain-google-vertexai"),
+    "google_genai": ("langchain_google_genai", "langchain-google-genai"),
+    "google_anthropic_vertex": ("langchain_google_vertexai", "langchain-google-vertexai"),
+    "fireworks": ("langchain_fireworks", "langchain-fireworks"),
+    "ollama": ("langchain_ollama", "langchain-ollama"),
+    "together": ("langchain_together", "langchain-together"),
+    "mistralai": ("langchain_mistralai", "langchain-mistralai"),
+    "huggingface": ("langchain_huggingface", "langchain-huggingface"),
+    "groq": ("langchain_groq", "langchain-groq"),
+    "bedrock": ("langchain_aws", "langchain-aws"),
+    "bedrock_converse": ("langchain_aws", "langchain-aws"),
+    "deepseek": ("langchain_deepseek", "langchain-deepseek"),
+    "ibm": ("langchain_ibm", "langchain-ibm"),
+    "xai": ("langchain_xai", "langchain-xai"),
+    "perplexity": ("langchain_perplexity", "langchain-perplexity"),
+}
 
 MODEL_SETTINGS: dict[str, str] = {
     LLMPurpose.GENERATION: "OPENAI_GENERATION_MODEL_NAME",
@@ -109,7 +143,9 @@ class ChatModelConfig:
     """Everything a chat model is built from; all of it is honoured."""
 
     purpose: str
+    #: The configured model name, as the ledger records it (it may carry a `provider:` prefix).
     model: str
+    provider: str
     api_key: str
     base_url: str
     temperature: float | None
@@ -120,32 +156,37 @@ class ChatModelConfig:
 ChatModelFactory = Callable[[ChatModelConfig], "BaseChatModel"]
 
 
-def openai_chat_model(config: ChatModelConfig) -> BaseChatModel:
-    """`ChatOpenAI` for OpenAI, or for an OpenAI-compatible server when a base URL is set."""
-    from langchain_openai import ChatOpenAI
+def provider_chat_model(config: ChatModelConfig) -> BaseChatModel:
+    """The provider's chat model, built by LangChain's `init_chat_model`.
 
-    kwargs: dict[str, Any] = {
-        "model": config.model,
-        "api_key": SecretStr(config.api_key or PLACEHOLDER_API_KEY),
-        "timeout": config.timeout,
-        "max_retries": config.max_retries,
-    }
+    For "openai": `ChatOpenAI` for OpenAI, or for an OpenAI-compatible server when a base URL is
+    set. Raises `ImproperlyConfigured` for an unknown provider or one whose package is missing.
+    """
+    problem = provider_problem(config.provider)
+    if problem is not None:
+        raise ImproperlyConfigured(problem)
+    from langchain.chat_models import init_chat_model
+
+    kwargs: dict[str, Any] = {"timeout": config.timeout, "max_retries": config.max_retries}
     if config.temperature is not None:  # unset: not sent, for models that reject it
         kwargs["temperature"] = config.temperature
-    if config.base_url:
-        kwargs["base_url"] = config.base_url
-        kwargs["use_responses_api"] = False
-    return ChatOpenAI(**kwargs)
+    if config.provider == "openai":
+        kwargs["api_key"] = SecretStr(config.api_key or PLACEHOLDER_API_KEY)
+        if config.base_url:
+            kwargs["base_url"] = config.base_url
+            kwargs["use_responses_api"] = False
+    _, model = split_model(config.model)
+    return init_chat_model(model, model_provider=config.provider, **kwargs)
 
 
-_chat_model_factory: ChatModelFactory = openai_chat_model
+_chat_model_factory: ChatModelFactory = provider_chat_model
 
 
 def set_chat_model_factory(factory: ChatModelFactory | None) -> ChatModelFactory:
-    """Replace how chat models are built (None restores `ChatOpenAI`); returns the previous one."""
+    """Replace how chat models are built (None: the provider's again); returns the previous."""
     global _chat_model_factory
     previous = _chat_model_factory
-    _chat_model_factory = factory or openai_chat_model
+    _chat_model_factory = factory or provider_chat_model
     return previous
 
 
@@ -162,7 +203,11 @@ def using_chat_model(factory: ChatModelFactory) -> Iterator[None]:
 # --- configuration and budget -----------------------------------------------------------------
 
 
-def llm_configured() -> bool:
+def llm_configured(provider: str = "openai") -> bool:
+    """Whether `provider` can be asked: "openai" needs a key or a base URL; the others bring their
+    own credentials from their environment (the provider's package reads them)."""
+    if provider != "openai":
+        return True
     return bool(settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL)
 
 
@@ -170,6 +215,36 @@ def model_name(purpose: str) -> str:
     """The model for a purpose: its own setting, else `OPENAI_MAIN_MODEL_NAME` ("" if neither)."""
     own = str(getattr(settings, MODEL_SETTINGS[purpose], "") or "").strip()
     return own or str(settings.OPENAI_MAIN_MODEL_NAME or "").strip()
+
+
+def split_model(name: str) -> tuple[str | None, str]:
+    """`("anthropic", "claude-x")` for "anthropic:claude-x"; `(None, name)` when the part before
+    a colon is not a known provider (Ollama tags such as "llama3:8b" keep their colon)."""
+    prefix, colon, rest = name.partition(":")
+    provider = prefix.strip().lower().replace("-", "_")
+    if colon and rest and provider in PROVIDER_PACKAGES:
+        return provider, rest
+    return None, name
+
+
+def model_provider(purpose: str) -> str:
+    """The provider of a purpose's model: its `provider:` prefix, else `LLM_PROVIDER`."""
+    provider, _ = split_model(model_name(purpose))
+    return provider or str(settings.LLM_PROVIDER or "openai")
+
+
+def provider_problem(provider: str) -> str | None:
+    """Why chat models of `provider` cannot be built here (unknown, package missing), or None."""
+    if provider not in PROVIDER_PACKAGES:
+        known = ", ".join(sorted(PROVIDER_PACKAGES))
+        return f"unknown LLM provider {provider!r} (set LLM_PROVIDER to one of: {known})"
+    module, package = PROVIDER_PACKAGES[provider]
+    if find_spec(module) is None:
+        return (
+            f"the {provider} LLM provider needs the {package} package "
+            f"(pip install {package}, and pin it in requirements.txt)"
+        )
+    return None
 
 
 def model_label(model: str) -> str:
@@ -182,6 +257,7 @@ def chat_model_config(purpose: str) -> ChatModelConfig:
     return ChatModelConfig(
         purpose=purpose,
         model=model_name(purpose),
+        provider=model_provider(purpose),
         api_key=str(settings.OPENAI_API_KEY or ""),
         base_url=str(settings.OPENAI_BASE_URL or ""),
         temperature=settings.OPENAI_TEMPERATURE,
@@ -195,8 +271,11 @@ def chat_model(purpose: str) -> BaseChatModel:
     return _chat_model_factory(chat_model_config(purpose))
 
 
-def provider_host() -> str:
-    """Host of the provider (never credentials or a path), for the ledger."""
+def provider_host(provider: str = "openai") -> str:
+    """Host of the provider (never credentials or a path), for the ledger; another provider than
+    "openai" is recorded by its name (its package knows the host)."""
+    if provider != "openai":
+        return provider
     if not settings.OPENAI_BASE_URL:
         return OPENAI_HOST
     try:
@@ -240,13 +319,17 @@ def budget_exhausted(now: datetime | None = None) -> bool:
 
 def disabled_reason(purpose: str) -> str | None:
     """Why `purpose` is disabled, or None when it may call the model."""
-    if not llm_configured():
+    provider = model_provider(purpose)
+    if not llm_configured(provider):
         return "no LLM configured (set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible server)"
     if not model_name(purpose):
         return (
             f"no model configured for {purpose} "
             f"(set OPENAI_MAIN_MODEL_NAME or {MODEL_SETTINGS[purpose]})"
         )
+    problem = provider_problem(provider)
+    if problem is not None:
+        return problem
     if budget_exhausted():
         return "daily LLM budget exhausted"
     return None
@@ -262,12 +345,14 @@ _unpriced_models: set[str] = set()
 
 
 def _price(model: str) -> dict[str, Any] | None:
+    """The price of `model`, else of its name without a `provider:` prefix."""
     prices: dict[str, Any] = settings.LLM_PRICES_JSON
-    if model in prices:
-        return dict(prices[model])
-    prefixes = [name for name in prices if model.startswith(name)]
-    if prefixes:
-        return dict(prices[max(prefixes, key=len)])
+    for name in dict.fromkeys((model, split_model(model)[1])):
+        if name in prices:
+            return dict(prices[name])
+        prefixes = [known for known in prices if name.startswith(known)]
+        if prefixes:
+            return dict(prices[max(prefixes, key=len)])
     return None
 
 
@@ -364,7 +449,7 @@ def _record(
         operation=operation[:64],
         prompt_version=prompt_version[:32],
         model=config.model[:100],
-        provider_host=provider_host()[:255],
+        provider_host=provider_host(config.provider)[:255],
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         latency_ms=max(int((time.monotonic() - started) * 1000), 0),

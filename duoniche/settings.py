@@ -378,6 +378,12 @@ STORAGES: dict[str, dict[str, Any]] = {
 
 # --- LLM, TTS, Telegram -----------------------------------------------------------------------
 
+# The LangChain chat model provider (`init_chat_model`): "openai" (also for OpenAI-compatible
+# servers through OPENAI_BASE_URL) or another one whose langchain-<provider> package is installed.
+# A model name may name its own provider too: "anthropic:claude-sonnet-4-5".
+LLM_PROVIDER = (
+    env.str("LLM_PROVIDER", default="openai").strip().lower().replace("-", "_") or "openai"
+)
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 OPENAI_MAIN_MODEL_NAME = env.str("OPENAI_MAIN_MODEL_NAME", default="")

@@ -4,11 +4,13 @@ The "Refund via Telegram" action (permission `payments.refund_payment`, group
 *support*) first shows a confirmation page listing the selected payments; on confirmation it calls
 the service once per payment (each one a Bot API call outside any transaction) and reports what
 happened: refunded, already refunded, being refunded by another request right now (nothing done),
-or the error Telegram gave (also kept in `refund_error`).
+or the error Telegram gave (also kept in `refund_error`). The action never sleeps to retry: when
+Telegram throttles (HTTP 429) it says in how many seconds to try again.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.contrib import admin, messages
@@ -17,12 +19,13 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
 
 from duoniche.admin import ReadOnlyAdmin
 from duoniche.api.errors import ApplicationError
 from duoniche.enums import PaymentStatus
 from payments.models import Payment
-from payments.services import payment_refund
+from payments.services import PaymentRefundFailed, payment_refund
 
 REFUND_PERMISSION = "payments.refund_payment"
 
@@ -77,8 +80,11 @@ class PaymentAdmin(ReadOnlyAdmin):
         in_progress: list[int] = []
         for payment in payments:
             try:
-                result = payment_refund(payment_id=payment.pk, staff_user=staff)
-            except ApplicationError as error:  # PaymentRefundFailed included
+                result = payment_refund(payment_id=payment.pk, staff_user=staff, wait=False)
+            except PaymentRefundFailed as error:
+                self.message_user(request, _refund_failure(payment.pk, error), messages.ERROR)
+                continue
+            except ApplicationError as error:
                 self.message_user(request, error.message, messages.ERROR)
                 continue
             outcomes = {"refunded": refunded, "in_progress": in_progress}
@@ -129,3 +135,11 @@ class PaymentAdmin(ReadOnlyAdmin):
 def _payments(ids: list[int]) -> str:
     label = "payment" if len(ids) == 1 else "payments"
     return f"{len(ids)} {label} (" + ", ".join(f"#{pk}" for pk in ids) + ")"
+
+
+def _refund_failure(payment_id: int, error: PaymentRefundFailed) -> str:
+    if error.retry_after is None:
+        return error.message
+    return gettext(
+        "Payment %(payment)s was not refunded: Telegram asks to retry in %(seconds)s s."
+    ) % {"payment": payment_id, "seconds": math.ceil(max(error.retry_after, 1))}

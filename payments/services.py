@@ -318,10 +318,15 @@ def payment_process(
 
 
 class PaymentRefundFailed(ApplicationError):
-    """Telegram did not refund; the description is stored in `Payment.refund_error`."""
+    """Telegram did not refund; the description is stored in `Payment.refund_error`.
 
-    def __init__(self, message: str) -> None:
+    `retry_after`: Telegram throttled the call (HTTP 429) and asked to try again in that many
+    seconds (the caller did not wait).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message, code="refund_failed", status=502)
+        self.retry_after = retry_after
 
 
 #: A `refunding` claim older than this was abandoned (its process died mid-call) and may be taken
@@ -337,7 +342,9 @@ class RefundResult:
     message: str
 
 
-def payment_refund(*, payment_id: int, staff_user: AbstractBaseUser | None) -> RefundResult:
+def payment_refund(
+    *, payment_id: int, staff_user: AbstractBaseUser | None, wait: bool = False
+) -> RefundResult:
     """Refund a payment via Telegram; idempotent, one Bot API call at a time.
 
     Must be called outside any transaction: the Bot API call is slow and external. The payment is
@@ -345,7 +352,8 @@ def payment_refund(*, payment_id: int, staff_user: AbstractBaseUser | None) -> R
     of the same payment answers `in_progress` without calling Telegram; no transaction or row lock
     is held across the call. A refund does not revoke a session that was already unlocked. Raises
     `PaymentRefundFailed` (with the error stored in `refund_error`, status back to `paid`) when
-    Telegram refuses.
+    Telegram refuses. `wait`: whether the Bot API call may sleep to retry (no in a web request,
+    such as the admin's action: a 429 is raised with its `retry_after` instead).
     """
     payment = Payment.objects.select_related("user").filter(pk=payment_id).first()
     if payment is None:
@@ -382,9 +390,15 @@ def payment_refund(*, payment_id: int, staff_user: AbstractBaseUser | None) -> R
             bot_id=payment.bot_id,
             user_id=telegram_id,
             charge_id=payment.telegram_payment_charge_id,
+            wait=wait,
         )
     except TelegramError as error:
-        raise _refund_failed(payment, error.description, claimed_at=claimed_at) from None
+        raise _refund_failed(
+            payment,
+            error.description,
+            claimed_at=claimed_at,
+            retry_after=error.retry_after if error.error_code == 429 else None,
+        ) from None
     except BaseException:  # not ours to explain; the payment must not stay claimed
         _refund_release(payment, claimed_at=claimed_at)
         raise
@@ -416,7 +430,11 @@ def _refund_release(payment: Payment, *, claimed_at: datetime, **fields: Any) ->
 
 
 def _refund_failed(
-    payment: Payment, description: str, *, claimed_at: datetime | None = None
+    payment: Payment,
+    description: str,
+    *,
+    claimed_at: datetime | None = None,
+    retry_after: float | None = None,
 ) -> PaymentRefundFailed:
     """Store the failure on the row (status back to `paid`) and build the error for the caller."""
     if claimed_at is None:
@@ -424,4 +442,6 @@ def _refund_failed(
     else:
         _refund_release(payment, claimed_at=claimed_at, refund_error=description)
     logger.warning("refund of payment %s failed: %s", payment.pk, description)
-    return PaymentRefundFailed(f"Payment {payment.pk} was not refunded: {description}")
+    return PaymentRefundFailed(
+        f"Payment {payment.pk} was not refunded: {description}", retry_after=retry_after
+    )

@@ -148,7 +148,7 @@ def exercise_llm(settings) -> Iterator[ExerciseWriter]:
     settings.OPENAI_MAX_RETRIES = 0
     settings.LLM_DAILY_BUDGET_USD = 0.0
     try:
-        with llm.using_chat_model(llm.openai_chat_model):
+        with llm.using_chat_model(llm.provider_chat_model):
             yield server
     finally:
         server.stop()

@@ -305,7 +305,7 @@ def openai_server_fixture(settings) -> Iterator[FakeOpenAIServer]:
     settings.OPENAI_MAX_RETRIES = 0
     settings.LLM_DAILY_BUDGET_USD = 0.0
     try:
-        with llm.using_chat_model(llm.openai_chat_model):
+        with llm.using_chat_model(llm.provider_chat_model):
             yield server
     finally:
         server.stop()

@@ -1,5 +1,7 @@
 """The payments admin: the "Refund via Telegram" action against the loopback fake Bot API."""
 
+import time
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
@@ -235,3 +237,42 @@ def test_list_filters(support, client, query, expected):
 
     assert response.status_code == 200
     assert {names[p.pk] for p in response.context["cl"].result_list} == expected
+
+
+def test_throttling_is_reported_with_the_wait_and_never_slept_on(fake_telegram, support, client):
+    # The action runs in a web request: no sleeping for Telegram, however short its ask.
+    throttled = PaymentFactory(user=TelegramUserFactory(telegram_id="5550003"), amount=10)
+    fake_telegram.reply(
+        "refundStarPayment",
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 7",
+            "parameters": {"retry_after": 7},
+        },
+        status=429,
+    )
+    started = time.monotonic()
+
+    response = run_action(client, [throttled], confirm=True)
+
+    assert time.monotonic() - started < 5
+    assert messages_of(response) == [
+        ("error", f"Payment {throttled.pk} was not refunded: Telegram asks to retry in 7 s.")
+    ]
+    assert len(refunds(fake_telegram)) == 1
+    throttled.refresh_from_db()
+    assert throttled.status == "paid"  # the claim is given back: a later try may refund it
+    assert throttled.refund_error == "Too Many Requests: retry after 7"
+
+
+def test_a_telegram_outage_is_reported_at_once_without_retries(fake_telegram, support, client):
+    down = PaymentFactory(user=TelegramUserFactory(telegram_id="5550004"), amount=10)
+    fake_telegram.reply("refundStarPayment", {"ok": False, "description": "down"}, status=502)
+
+    response = run_action(client, [down], confirm=True)
+
+    assert messages_of(response) == [("error", f"Payment {down.pk} was not refunded: down")]
+    assert len(refunds(fake_telegram)) == 1
+    down.refresh_from_db()
+    assert (down.status, down.refund_error) == ("paid", "down")

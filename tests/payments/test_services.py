@@ -136,7 +136,7 @@ def test_a_failed_refund_can_be_retried(fake_telegram, payment, staff):
     assert Payment.objects.get(pk=payment.pk).status == "refunded"
 
 
-def test_a_short_429_is_retried_once(fake_telegram, payment, staff):
+def test_a_short_429_is_retried_once_when_the_caller_may_wait(fake_telegram, payment, staff):
     fake_telegram.reply(
         "refundStarPayment",
         {
@@ -148,10 +148,30 @@ def test_a_short_429_is_retried_once(fake_telegram, payment, staff):
         status=429,
     )
 
-    result = payment_refund(payment_id=payment.pk, staff_user=staff)
+    result = payment_refund(payment_id=payment.pk, staff_user=staff, wait=True)
 
     assert result.outcome == "refunded"
     assert len(refunds(fake_telegram)) == 2
+
+
+def test_a_429_in_a_web_request_is_raised_with_its_wait(fake_telegram, payment, staff):
+    fake_telegram.reply(
+        "refundStarPayment",
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 0",
+            "parameters": {"retry_after": 0},
+        },
+        status=429,
+    )
+
+    with pytest.raises(PaymentRefundFailed) as failed:
+        payment_refund(payment_id=payment.pk, staff_user=staff)
+
+    assert failed.value.retry_after == 0
+    assert len(refunds(fake_telegram)) == 1
+    assert Payment.objects.get(pk=payment.pk).status == "paid"
 
 
 def test_a_long_429_is_not_waited_for(fake_telegram, payment, staff):
