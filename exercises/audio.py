@@ -15,21 +15,19 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import transaction
 
 from duoniche import telegram
-from duoniche.enums import ExerciseStatus, ExerciseType
 from duoniche.languages import get_language, latin_to_cyrillic
 from duoniche.sentry import scrub_text
-from exercises.models import Exercise
 from exercises.personas import PERSONAS_BY_NAME, Persona
+from exercises.services import story_repair_claim, story_repair_complete, story_repair_release
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +45,6 @@ DEFAULT_VOICES: dict[str, tuple[str, ...]] = {
 }
 #: Without a persona, these Chirp3-HD voices are tried first (the previous service's defaults).
 NO_PERSONA_VOICES = ("Leda", "Enceladus")
-#: A worker that died mid-repair leaves its story in `processing_error_retry`; reset after this.
-STALE_REPAIR_AGE = timedelta(hours=1)
 AUDIO_CONTENT_TYPE = "audio/ogg"
 UPLOAD_FILENAME = "audio.ogg"
 S3_BACKENDS = frozenset(
@@ -391,63 +387,6 @@ def tts_failure_note(now: datetime) -> None:
 # --- Broken-audio repair (docs/jobs.md) ---------------------------------------------------------
 
 
-@transaction.atomic
-def _story_repair_claim(*, bot_id: str, now: datetime) -> Exercise | None:
-    """Take the oldest story of `bot_id` without audio: -> processing_error_retry, stamped `now`."""
-    story = (
-        Exercise.objects.select_for_update(skip_locked=True)
-        .filter(
-            exercise_language=bot_id,
-            exercise_type=ExerciseType.STORY_COMPREHENSION,
-            status=ExerciseStatus.AUDIO_GENERATION_ERROR,
-        )
-        .order_by("created_at", "pk")
-        .first()
-    )
-    if story is None:
-        return None
-    story.status = ExerciseStatus.PROCESSING_ERROR_RETRY
-    story.status_changed_at = now
-    story.save(update_fields=["status", "status_changed_at", "updated_at"])
-    return story
-
-
-@transaction.atomic
-def _story_repair_complete(
-    *, story_id: int, claimed_at: datetime, audio: StoryAudio, now: datetime
-) -> bool:
-    """Publish the claimed story with its audio, if it is still ours (conditional on the claim)."""
-    story = (
-        Exercise.objects.select_for_update()
-        .filter(
-            pk=story_id,
-            status=ExerciseStatus.PROCESSING_ERROR_RETRY,
-            status_changed_at=claimed_at,
-        )
-        .first()
-    )
-    if story is None:
-        return False
-    story.data = {**story.data, "audio_url": audio.url, "audio_telegram_file_id": audio.file_id}
-    story.status = ExerciseStatus.PUBLISHED
-    story.status_changed_at = now
-    story.save(update_fields=["data", "status", "status_changed_at", "updated_at"])
-    return True
-
-
-def _story_repair_release(*, story_id: int, claimed_at: datetime, now: datetime) -> bool:
-    """Back to audio_generation_error after a failed repair, if the claim is still ours."""
-    return bool(
-        Exercise.objects.filter(
-            pk=story_id,
-            status=ExerciseStatus.PROCESSING_ERROR_RETRY,
-            status_changed_at=claimed_at,
-        ).update(
-            status=ExerciseStatus.AUDIO_GENERATION_ERROR, status_changed_at=now, updated_at=now
-        )
-    )
-
-
 def story_repair_one(*, bot_id: str, now: datetime) -> str:
     """Voice the oldest story of `bot_id` left without audio (docs/jobs.md).
 
@@ -455,7 +394,7 @@ def story_repair_one(*, bot_id: str, now: datetime) -> str:
     cooldown) or "none" (nothing to repair). No HTTP call runs inside a transaction; concurrent
     repairs claim different stories (`SKIP LOCKED`). The story's text is never changed.
     """
-    story = _story_repair_claim(bot_id=bot_id, now=now)
+    story = story_repair_claim(bot_id=bot_id, now=now)
     if story is None:
         return NOTHING_TO_REPAIR
     try:
@@ -467,22 +406,16 @@ def story_repair_one(*, bot_id: str, now: datetime) -> str:
             topic=story.topic,
         )
     except AudioFailed as failure:
-        _story_repair_release(story_id=story.pk, claimed_at=now, now=now)
+        story_repair_release(story_id=story.pk, claimed_at=now, now=now)
         logger.warning("story #%s audio repair failed: %s", story.pk, failure.reason)
         return TTS_FAILED if failure.synthesis_failed else FAILED
-    if not _story_repair_complete(story_id=story.pk, claimed_at=now, audio=audio, now=now):
+    completed = story_repair_complete(
+        story_id=story.pk, claimed_at=now, audio_url=audio.url, audio_file_id=audio.file_id, now=now
+    )
+    if not completed:
         # Reset as stale (or changed by staff) while we worked: the new object is not used.
         story_audio_discard(audio)
         logger.warning("story #%s changed during its audio repair; audio discarded", story.pk)
         return FAILED
     logger.info("story #%s audio repaired", story.pk)
     return REPAIRED
-
-
-def stale_repairs_reset(*, now: datetime) -> int:
-    """Stories stuck in processing_error_retry for over an hour go back (docs/jobs.md)."""
-    return Exercise.objects.filter(
-        exercise_type=ExerciseType.STORY_COMPREHENSION,
-        status=ExerciseStatus.PROCESSING_ERROR_RETRY,
-        status_changed_at__lt=now - STALE_REPAIR_AGE,
-    ).update(status=ExerciseStatus.AUDIO_GENERATION_ERROR, status_changed_at=now, updated_at=now)

@@ -34,6 +34,7 @@ from duoniche.enums import ExerciseStatus, ExerciseType, LLMPurpose
 from duoniche.languages import languages
 from exercises import audio, generation
 from exercises.models import Exercise
+from exercises.services import stale_repairs_reset
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def untouched_stock() -> dict[tuple[str, str], int]:
 
 def stock_refill(*, now: datetime, dry_run: bool = False) -> dict[str, Any]:
     """Refill the stock once (docs/jobs.md); `dry_run` only computes and reports."""
-    reset = 0 if dry_run else audio.stale_repairs_reset(now=now)
+    reset = 0 if dry_run else stale_repairs_reset(now=now)
     tts_cooldown = audio.tts_cooldown_active(now)
     if tts_cooldown:
         logger.warning("story work skipped: TTS cooldown after a recent synthesis failure")

@@ -47,7 +47,7 @@ from exercises.prompts.review import (
     AccentWordAnalysis,
     PendingExerciseAnalysis,
 )
-from exercises.services import exercise_change_status
+from exercises.services import exercise_change_status, exercise_review_finished
 
 logger = logging.getLogger(__name__)
 
@@ -336,7 +336,7 @@ def _decide(
         )
         comments = f"{locked.comments}\n{block}" if locked.comments else block
         # The review is finished even when it hands over to staff (`pending_admin_review`).
-        Exercise.objects.filter(pk=exercise_id).update(comments=comments, last_reviewed_at=now)
+        exercise_review_finished(exercise_id=exercise_id, comments=comments, now=now)
     return True
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from duoniche.enums import ExerciseSource, ExerciseStatus, ExerciseType, ReviewSource
+from duoniche.rows import Statement
 from exercises.bank import BankItem
 from exercises.content import answer_text, text_hash
 from exercises.drafts import Draft
@@ -235,6 +236,33 @@ def exercise_save_generated(
     return exercise
 
 
+def exercise_review_finished(*, exercise_id: int, comments: str, now: datetime) -> None:
+    """The review processor is done with an exercise: its notes, and when (even on a hand-over)."""
+    Exercise.objects.filter(pk=exercise_id).update(comments=comments, last_reviewed_at=now)
+
+
+def exercise_save_content(*, exercise: Exercise, fields: list[str]) -> None:
+    """Store a staff edit that exercises/staff_edit.py checked (`fields` of `exercise`).
+
+    Raises IntegrityError when another exercise took the new content hash meanwhile.
+    """
+    with transaction.atomic():
+        exercise.save(update_fields=fields)
+
+
+def exercise_attempt_counted(*, exercise_id: int) -> Statement:
+    """The increment counting one recorded attempt on the exercise, run inside the attempt's write.
+
+    A statement, not a write: learning's validation runs it with the attempt INSERT
+    (`duoniche.rows.run_with`), so both land or neither does, in one round trip.
+    """
+    return Statement(
+        f"UPDATE {Exercise._meta.db_table} SET attempts_count = attempts_count + 1 "  # noqa: S608
+        "WHERE id = %s",
+        (exercise_id,),
+    )
+
+
 #: Leaving one of these statuses means a review finished (quality stats restart after it).
 REVIEW_STATUSES = frozenset({ExerciseStatus.PENDING_REVIEW, ExerciseStatus.PENDING_ADMIN_REVIEW})
 
@@ -281,3 +309,75 @@ def exercise_change_status(
             analysis=analysis or {},
             note=note,
         )
+
+
+# --- story audio repair (exercises/audio.py voices a story; these are its status changes) ---
+
+#: A repair claimed this long ago has died with its worker: the story goes back to the queue.
+STALE_REPAIR_AGE = timedelta(hours=1)
+
+
+@transaction.atomic
+def story_repair_claim(*, bot_id: str, now: datetime) -> Exercise | None:
+    """Take the oldest story of `bot_id` without audio: -> processing_error_retry, stamped `now`."""
+    story = (
+        Exercise.objects.select_for_update(skip_locked=True)
+        .filter(
+            exercise_language=bot_id,
+            exercise_type=ExerciseType.STORY_COMPREHENSION,
+            status=ExerciseStatus.AUDIO_GENERATION_ERROR,
+        )
+        .order_by("created_at", "pk")
+        .first()
+    )
+    if story is None:
+        return None
+    story.status = ExerciseStatus.PROCESSING_ERROR_RETRY
+    story.status_changed_at = now
+    story.save(update_fields=["status", "status_changed_at", "updated_at"])
+    return story
+
+
+@transaction.atomic
+def story_repair_complete(
+    *, story_id: int, claimed_at: datetime, audio_url: str, audio_file_id: str, now: datetime
+) -> bool:
+    """Publish the claimed story with its audio, if it is still ours (conditional on the claim)."""
+    story = (
+        Exercise.objects.select_for_update()
+        .filter(
+            pk=story_id,
+            status=ExerciseStatus.PROCESSING_ERROR_RETRY,
+            status_changed_at=claimed_at,
+        )
+        .first()
+    )
+    if story is None:
+        return False
+    story.data = {**story.data, "audio_url": audio_url, "audio_telegram_file_id": audio_file_id}
+    story.status = ExerciseStatus.PUBLISHED
+    story.status_changed_at = now
+    story.save(update_fields=["data", "status", "status_changed_at", "updated_at"])
+    return True
+
+
+def story_repair_release(*, story_id: int, claimed_at: datetime, now: datetime) -> bool:
+    """Back to audio_generation_error after a failed repair, if the claim is still ours."""
+    return bool(
+        Exercise.objects.filter(
+            pk=story_id,
+            status=ExerciseStatus.PROCESSING_ERROR_RETRY,
+            status_changed_at=claimed_at,
+        ).update(
+            status=ExerciseStatus.AUDIO_GENERATION_ERROR, status_changed_at=now, updated_at=now
+        )
+    )
+
+
+def stale_repairs_reset(*, now: datetime) -> int:
+    """Stories stuck in processing_error_retry for over an hour go back (docs/jobs.md)."""
+    return Exercise.objects.filter(
+        exercise_type=ExerciseType.STORY_COMPREHENSION,
+        status=ExerciseStatus.PROCESSING_ERROR_RETRY,
+        status_changed_at__lt=now - STALE_REPAIR_AGE,
+    ).update(status=ExerciseStatus.AUDIO_GENERATION_ERROR, status_changed_at=now, updated_at=now)

@@ -30,7 +30,7 @@ from exercises.moderation import (
     staff_name,
     staff_record,
 )
-from exercises.services import _reference_feedback
+from exercises.services import _reference_feedback, exercise_save_content
 
 
 def _judged_context(exercise_type: str, data: dict[str, Any], correct: dict[str, Any]) -> Any:
@@ -156,8 +156,7 @@ def exercise_staff_edit(
         exercise.last_reviewed_at = now
         fields.append("last_reviewed_at")
     try:
-        with transaction.atomic():
-            exercise.save(update_fields=fields)
+        exercise_save_content(exercise=exercise, fields=fields)
     except IntegrityError as exc:  # another exercise took the hash after our check
         raise ValidationError(
             _("Another exercise already has this content (the same content hash)."),

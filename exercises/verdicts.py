@@ -52,7 +52,7 @@ from exercises.models import Exercise, ExerciseAnswer, ExerciseReview
 from exercises.prompts import data_tag, language_name, neutralise
 from exercises.prompts.translate import TRANSLATE_FEEDBACK
 from exercises.prompts.validate import VALIDATORS
-from exercises.services import exercise_change_status
+from exercises.services import exercise_attempt_counted, exercise_change_status
 from exercises.tags import ACCENT_TAG, GRAMMAR_TAGS, LISTENING_TAG, VOCABULARY_TAGS
 
 logger = logging.getLogger(__name__)
@@ -506,13 +506,7 @@ def verdict_attempt_counted(*, exercise_id: int, verdict_id: int | None) -> list
     Statements, not a write: the caller runs them inside the write that records the attempt
     (`duoniche.rows.run_with`), so both land or neither does, in one round trip.
     """
-    statements = [
-        Statement(
-            f"UPDATE {Exercise._meta.db_table} SET attempts_count = attempts_count + 1 "  # noqa: S608
-            "WHERE id = %s",
-            (exercise_id,),
-        )
-    ]
+    statements = [exercise_attempt_counted(exercise_id=exercise_id)]
     if verdict_id is not None:
         statements.append(
             Statement(

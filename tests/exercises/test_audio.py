@@ -29,7 +29,6 @@ from exercises.audio import (
     AudioFailed,
     StoryAudio,
     audio_pipeline_ready,
-    stale_repairs_reset,
     story_audio_discard,
     story_audio_produce,
     story_repair_one,
@@ -37,6 +36,7 @@ from exercises.audio import (
     tts_failure_note,
 )
 from exercises.models import Exercise
+from exercises.services import stale_repairs_reset
 from tests.exercises.factories import ExerciseFactory
 
 if TYPE_CHECKING:
