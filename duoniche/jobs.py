@@ -15,9 +15,10 @@ Every periodic job runs through `job_run(name, ...)`:
 4. Metrics: `backend_job_runs_total{job, outcome}`, `backend_job_duration_seconds{job}`,
    `backend_job_last_success_timestamp_seconds{job}`.
 
-`duoniche` does not import the apps: the registry below names each job body by its dotted path,
-resolved only when the job runs. A body is `(*, now: datetime, dry_run: bool) -> dict` (its stats,
-JSON-serialisable) and is idempotent (a second run, even forced, changes nothing the first did).
+`duoniche` does not import the apps: each app registers its jobs from its `AppConfig.ready()`
+(`register_job`); a body that would import heavy modules imports them when it runs. A body is
+`(*, now: datetime, dry_run: bool) -> dict` (its stats, JSON-serialisable) and is idempotent (a
+second run, even forced, changes nothing the first did).
 
 A dry run takes no lock, records no `JobRun` and counts no metric: it only asks the body what it
 would do.
@@ -72,7 +73,7 @@ class Job:
     """
 
     name: str
-    body: str
+    body: JobBody
     task: str
     soft_time_limit: int
     time_limit: int
@@ -133,8 +134,7 @@ class Job:
         return f"crontab {' '.join(fields[name] for name in CRON_FIELDS)} (UTC)"
 
     def load_body(self) -> JobBody:
-        body: JobBody = import_string(self.body)
-        return body
+        return self.body
 
 
 def floored_key(now: datetime, seconds: int) -> str:
@@ -149,74 +149,37 @@ def iso_week_key(now: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-#: The periodic jobs by `run_job` name (docs/jobs.md). Their Celery tasks and the beat schedule
-#: are built from these entries (`duoniche/tasks.py`, `beat_schedule()`).
-JOBS: dict[str, Job] = {
-    "refill_stock": Job(
-        name="refill_stock",
-        body="exercises.refill.stock_refill",
-        task="exercises.refill_stock",
-        soft_time_limit=1500,
-        time_limit=1800,
-        interval_setting="EXERCISE_REFILL_INTERVAL",
-        description="exercise stock refill and broken-audio repair",
-    ),
-    "quality_monitor": Job(
-        name="quality_monitor",
-        body="learning.quality.quality_monitor",
-        task="learning.quality_monitor",
-        soft_time_limit=1500,
-        time_limit=1800,
-        interval_setting="QUALITY_MONITOR_INTERVAL_SECONDS",
-        description="user ratings and review candidates",
-    ),
-    "review_processor": Job(
-        name="review_processor",
-        body="exercises.review.review_processor",
-        task="exercises.review_processor",
-        soft_time_limit=2700,
-        time_limit=3000,
-        interval_setting="REVIEW_PROCESSOR_INTERVAL_SECONDS",
-        description="second opinion on exercises flagged for review",
-    ),
-    "metrics_updater": Job(
-        name="metrics_updater",
-        body="learning.metrics_updater.metrics_updater",
-        task="learning.metrics_updater",
-        soft_time_limit=50,
-        time_limit=55,
-        interval_setting="UPDATE_USER_METRICS_INTERVAL",
-        description="session metrics (active users, session length)",
-    ),
-    "report_generation_sweep": Job(
-        name="report_generation_sweep",
-        body="learning.report_services.report_generation_sweep",
-        task="learning.report_generation_sweep",
-        soft_time_limit=50,
-        time_limit=55,
-        interval_setting="REPORT_GENERATION_SWEEP_INTERVAL_SECONDS",
-        description="queue the detailed-report jobs a broker outage kept from being queued",
-    ),
-    "notification_scheduler": Job(
-        name="notification_scheduler",
-        body="notifications.scheduler.notification_scheduler",
-        task="notifications.notification_scheduler",
-        soft_time_limit=240,
-        time_limit=280,
-        interval_setting="NOTIFICATION_SCHEDULER_INTERVAL_SECONDS",
-        description="session and long-break reminders, report deliveries",
-    ),
-    "weekly_reports": Job(
-        name="weekly_reports",
-        body="notifications.weekly.weekly_reports",
-        task="notifications.weekly_reports",
-        soft_time_limit=3000,
-        time_limit=3600,
-        # Monday 09:00 UTC plus safety re-fires (skipped_period after a success that week).
-        cron={"minute": "0", "hour": "9,10,11,12", "day_of_week": "mon"},
-        description="Monday short weekly reports and their notifications",
-    ),
-}
+#: The periodic jobs by `run_job` name (docs/jobs.md), filled by the apps' `AppConfig.ready()`
+#: through `register_job`. Their Celery tasks (`duoniche/tasks.py`) and the beat schedule
+#: (`beat_schedule()`) are built from these entries.
+JOBS: dict[str, Job] = {}
+
+
+@dataclass(frozen=True)
+class LazyBody:
+    """A body that imports `path` (the app's own `module.function`) only when the job runs.
+
+    Registering a job then costs no import: a web process or `run_job --list` never loads the
+    LLM and TTS clients that some bodies need.
+    """
+
+    path: str
+
+    def __call__(self, **kwargs: Any) -> dict[str, Any]:
+        body: JobBody = import_string(self.path)
+        return body(**kwargs)
+
+
+def lazy_body(path: str) -> LazyBody:
+    return LazyBody(path)
+
+
+def register_job(job: Job) -> Job:
+    """Add `job` to the registry (an app's `ready()` calls this once per job)."""
+    if job.name in JOBS:
+        raise ValueError(f"job {job.name!r} is already registered")
+    JOBS[job.name] = job
+    return job
 
 
 class UnknownJob(KeyError):

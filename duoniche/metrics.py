@@ -186,6 +186,3 @@ def user_labels(
         "user_language": user_language_label(user_language),
         "language_level": level_label(level),
     }
-
-
-import duoniche.metrics_collector  # noqa: E402, F401  (exports the business gauges at scrape time)

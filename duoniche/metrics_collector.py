@@ -11,10 +11,10 @@ are exported by this collector instead, from shared state read when Prometheus s
   running, so a dead worker shows up as missing series rather than frozen values.
 * **the untouched stock** (`backend_untouched_exercises_total{exercise_language, exercise_type}`):
   counted from the database at scrape time with ONE grouped query (the refill job's own
-  `untouched_stock`, resolved by its dotted path: `duoniche` does not import the apps), one sample
+  `untouched_stock`, registered by that app: `duoniche` does not import the apps), one sample
   per configured (bot, generated type), zeros included.
 
-The collector is registered once, on the default registry, when `duoniche.metrics` is imported.
+The collector is registered once, on the default registry, by `DuonicheConfig.ready()`.
 It replaces the in-process gauges of the same names there, so each name is exported once. A failing
 source (cache or database down) drops only its own family from the scrape; `/metrics` still answers.
 
@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
-from django.utils.module_loading import import_string
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -46,8 +45,10 @@ logger = logging.getLogger(__name__)
 ACTIVE_USERS = "backend_active_users_total"
 UNTOUCHED_EXERCISES = "backend_untouched_exercises_total"
 UNTOUCHED_LABELS = ("exercise_language", "exercise_type")
-#: Counts untouched (published, never attempted) exercises per (language, type) in one query.
-UNTOUCHED_STOCK_COUNTER = "exercises.refill.untouched_stock"
+#: Counts untouched (published, never attempted) exercises per (language, type) in one query:
+#: the exercises app registers its counter here from its `ready()` (`untouched_counter_register`).
+UntouchedCounter = Callable[[], Mapping[tuple[str, str], int]]
+_untouched_counter: list[UntouchedCounter] = []
 CACHE_KEY_PREFIX = "metrics:gauge:"
 
 
@@ -69,6 +70,11 @@ CACHED_GAUGES: dict[str, CachedGauge] = {
     ACTIVE_USERS: CachedGauge(ACTIVE_USERS, "Users in a session", metrics.U),
 }
 UNTOUCHED_DOCUMENTATION = "Untouched published exercises"
+
+
+def untouched_counter_register(counter: UntouchedCounter) -> None:
+    """Set the function that counts the untouched stock (one per process; the last one wins)."""
+    _untouched_counter[:] = [counter]
 
 
 def cached_gauge_publish(
@@ -133,8 +139,10 @@ class BusinessGaugeCollector(Collector):
             yield family
 
     def _untouched(self) -> Metric | None:
+        if not _untouched_counter:
+            return None
         try:
-            counts: dict[tuple[str, str], int] = import_string(UNTOUCHED_STOCK_COUNTER)()
+            counts = _untouched_counter[0]()
         except Exception as exc:  # a scrape must not fail because the database is down
             logger.warning("metrics: untouched stock unavailable: %s", type(exc).__name__)
             return None
@@ -155,10 +163,7 @@ def registry_add(registry: CollectorRegistry) -> None:
     registry.register(business_gauges)
 
 
-def _install() -> None:
-    """Export the business gauges from the default registry (once per process)."""
+def install() -> None:
+    """Export the business gauges from the default registry (once per process: `ready()`)."""
     with contextlib.suppress(ValueError):  # already registered
         REGISTRY.register(business_gauges)
-
-
-_install()

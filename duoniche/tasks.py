@@ -34,6 +34,6 @@ def _job_task(job: Job) -> Task:
     )(run)
 
 
-#: The tasks by job name, also importable as module attributes (`duoniche.tasks.refill_stock`).
+#: The tasks by job name. Celery imports this module once the apps are ready (autodiscovery), so
+#: every job the apps registered has its task.
 TASKS: dict[str, Task] = {name: _job_task(job) for name, job in JOBS.items()}
-globals().update(TASKS)

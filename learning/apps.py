@@ -1,5 +1,44 @@
+"""The learning app: registers its periodic jobs (docs/jobs.md)."""
+
 from django.apps import AppConfig
 
 
 class LearningConfig(AppConfig):
     name = "learning"
+
+    def ready(self) -> None:
+        from duoniche.jobs import Job, lazy_body, register_job
+
+        register_job(
+            Job(
+                name="quality_monitor",
+                body=lazy_body("learning.quality.quality_monitor"),
+                task="learning.quality_monitor",
+                soft_time_limit=1500,
+                time_limit=1800,
+                interval_setting="QUALITY_MONITOR_INTERVAL_SECONDS",
+                description="user ratings and review candidates",
+            )
+        )
+        register_job(
+            Job(
+                name="metrics_updater",
+                body=lazy_body("learning.metrics_updater.metrics_updater"),
+                task="learning.metrics_updater",
+                soft_time_limit=50,
+                time_limit=55,
+                interval_setting="UPDATE_USER_METRICS_INTERVAL",
+                description="session metrics (active users, session length)",
+            )
+        )
+        register_job(
+            Job(
+                name="report_generation_sweep",
+                body=lazy_body("learning.report_services.report_generation_sweep"),
+                task="learning.report_generation_sweep",
+                soft_time_limit=50,
+                time_limit=55,
+                interval_setting="REPORT_GENERATION_SWEEP_INTERVAL_SECONDS",
+                description="queue the detailed-report jobs a broker outage kept from being queued",
+            )
+        )

@@ -28,7 +28,7 @@ from duoniche import jobs
 from duoniche import tasks as job_tasks
 from duoniche.celery import app
 from duoniche.enums import JobRunStatus
-from duoniche.jobs import JOBS, Job, Outcome, UnknownJob, job_run
+from duoniche.jobs import JOBS, Job, Outcome, UnknownJob, job_run, lazy_body
 from duoniche.models import JobLock, JobRun
 from tests.duoniche.factories import JobLockFactory, JobRunFactory
 
@@ -84,7 +84,7 @@ def not_a_dict_body(*, now, dry_run):
 def _job(name: str, body: str, **overrides) -> Job:
     fields = {
         "name": name,
-        "body": f"tests.duoniche.test_jobs.{body}",
+        "body": globals()[body],
         "task": f"tests.{name}",
         "soft_time_limit": 50,
         "time_limit": 55,
@@ -167,7 +167,7 @@ def test_refill_stock_is_registered_as_in_the_schedule_table(settings):
         1800,
         1860,
     )
-    assert job.body == "exercises.refill.stock_refill"
+    assert job.body == lazy_body("exercises.refill.stock_refill")
     assert job.period_key(NOW) == PERIOD
     settings.EXERCISE_REFILL_INTERVAL = 300
     assert job.period_key(NOW) == "2025-07-01T12:15Z"
@@ -240,7 +240,7 @@ def test_beat_syncs_the_schedule_into_django_celery_beat():
 def test_the_refill_task_is_registered_with_its_limits():
     task = app.tasks["exercises.refill_stock"]
 
-    assert task.name == job_tasks.refill_stock.name
+    assert task.name == job_tasks.TASKS["refill_stock"].name
     assert (task.soft_time_limit, task.time_limit) == (1500, 1800)
     assert task.acks_late is True
     assert task.ignore_result is True
@@ -534,9 +534,7 @@ def test_metrics_count_outcomes_duration_and_last_success():
 
 
 def test_the_refill_task_runs_through_the_runner(monkeypatch):
-    monkeypatch.setitem(
-        JOBS, "refill_stock", replace(JOBS["refill_stock"], body="tests.duoniche.test_jobs.ok_body")
-    )
+    monkeypatch.setitem(JOBS, "refill_stock", replace(JOBS["refill_stock"], body=ok_body))
 
     result = app.tasks["exercises.refill_stock"].apply(
         kwargs={"force": True, "from_a_newer_release": 1}, task_id="celery-task-1"

@@ -18,7 +18,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from duoniche.enums import NotificationStatus, ProfileStatus, ReportStatus
-from duoniche.jobs import JOBS, Outcome, job_run
+from duoniche.jobs import JOBS, Outcome, job_run, lazy_body
 from duoniche.models import JobLock, JobRun
 from duoniche.texts import render
 from learning.models import BotProfile, WeeklyReport
@@ -856,7 +856,7 @@ def test_the_query_count_is_the_same_for_10_and_100_eligible_items(
 def test_the_job_is_registered_as_specified():
     job = JOBS["notification_scheduler"]
 
-    assert job.body == "notifications.scheduler.notification_scheduler"
+    assert job.body == lazy_body("notifications.scheduler.notification_scheduler")
     assert job.task == "notifications.notification_scheduler"
     assert (job.soft_time_limit, job.time_limit, job.lock_ttl) == (240, 280, 340)
     assert job.interval_seconds() == 300

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from duoniche.enums import NotificationStatus, NotificationType, ProfileStatus, ReportStatus
-from duoniche.jobs import JOBS, Outcome, job_run
+from duoniche.jobs import JOBS, Outcome, job_run, lazy_body
 from duoniche.texts import render
 from learning.models import BotProfile, ExerciseAttempt, WeeklyReport
 from learning.report_selectors import weekly_report_week_start
@@ -272,7 +272,7 @@ def test_the_job_is_registered_with_its_schedule():
     job = JOBS["weekly_reports"]
 
     assert (job.body, job.task) == (
-        "notifications.weekly.weekly_reports",
+        lazy_body("notifications.weekly.weekly_reports"),
         "notifications.weekly_reports",
     )
     assert (job.soft_time_limit, job.time_limit, job.lock_ttl) == (3000, 3600, 3660)
