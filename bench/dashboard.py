@@ -227,6 +227,10 @@ def measure(args: argparse.Namespace) -> bool:
     from django.utils import timezone
 
     from duoniche import dashboard
+    from exercises import dashboard as exercises_dashboard
+    from learning import dashboard as learning_dashboard
+    from notifications import dashboard as notifications_dashboard
+    from payments import dashboard as payments_dashboard
 
     counts = table_counts()
     print("bench database: " + ", ".join(f"{n:,} {name}" for name, n in counts.items()))
@@ -276,11 +280,11 @@ def measure(args: argparse.Namespace) -> bool:
         dashboard.dashboard_build(now=now, can_view=lambda perm: True)
 
     selectors: dict[str, Callable[[], Any]] = {
-        "exercise_counts": lambda: dashboard.exercise_counts(target=5),
-        "attempts_per_day": lambda: dashboard.attempts_per_day(days=days),
-        "payments_per_day": lambda: dashboard.payments_per_day(days=days),
+        "exercise_counts": lambda: exercises_dashboard.exercise_counts(target=5),
+        "attempts_per_day": lambda: learning_dashboard.attempts_per_day(days=days),
+        "payments_per_day": lambda: payments_dashboard.payments_per_day(days=days),
         "llm_usage_per_day": lambda: dashboard.llm_usage_per_day(days=days),
-        "notifications_per_day": lambda: dashboard.notifications_per_day(days=days),
+        "notifications_per_day": lambda: notifications_dashboard.notifications_per_day(days=days),
         "job_states": lambda: dashboard.job_states(registered=["refill_stock"]),
         "dashboard_build (all)": build_uncached,
     }

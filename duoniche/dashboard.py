@@ -1,15 +1,17 @@
-"""The operations dashboard on the admin index: selectors and their presentation.
+"""The operations dashboard on the admin index: the page, its registry of sections, LLM and jobs.
 
-Selectors (`exercise_counts`, `attempts_per_day`, …) are one aggregate query each and return plain
-data. `dashboard_build` runs those the staff member may see (one view permission per section) and
-shapes them for `templates/admin/index.html`: every number carries the link to the filtered
-changelist behind it, and the series come with server-side SVG charts (`duoniche/svg.py`).
+Each app adds its sections from its `AppConfig.ready()` (`register_section`): the exercise bank,
+the learners' activity, the Stars revenue and the notifications live in that app's
+`dashboard.py`; this module knows no app. A section's selectors are one aggregate query each and
+return plain data. `dashboard_build` runs the sections the staff member may see (one view
+permission each) and shapes them for `templates/admin/index.html`: every number carries the link
+to the filtered changelist behind it, and the series come with server-side SVG charts
+(`duoniche/svg.py`).
 
 Each section's figures are reused from the cache for up to `CACHE_SECONDS` (a minute): the bank
 and the attempts are large tables, and a dashboard needs no fresher numbers; the page says when
 they were computed.
 
-Like `duoniche/urls.py`, this module sits at the project level and reads every app's models.
 Days are calendar days in the current time zone (UTC), matching `TruncDate`.
 
 History that is not stored is not invented: exercises *served* per day are not kept
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -38,20 +39,11 @@ from django.utils.http import urlencode
 
 from duoniche import svg
 from duoniche.enums import (
-    ExerciseStatus,
     JobRunStatus,
-    LanguageLevel,
     LLMPurpose,
-    NotificationStatus,
-    PaymentStatus,
 )
 from duoniche.jobs import JOBS
-from duoniche.languages import languages
 from duoniche.models import JobLock, JobRun, LLMCall
-from exercises.models import Exercise
-from learning.models import ExerciseAttempt
-from notifications.models import NotificationLog
-from payments.models import Payment
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -59,157 +51,9 @@ _T = TypeVar("_T")
 DAYS = 30
 #: How long a section's figures are reused (the page shows their age).
 CACHE_SECONDS = 60
-#: The quality funnel, in the order a moderator reads it; other statuses follow.
-FUNNEL = (
-    ExerciseStatus.PUBLISHED,
-    ExerciseStatus.PENDING_REVIEW,
-    ExerciseStatus.PENDING_ADMIN_REVIEW,
-    ExerciseStatus.ARCHIVED,
-    ExerciseStatus.REJECTED_BY_ASSESSOR,
-)
-#: The view permission each section needs (what its numbers link to).
-SECTION_PERMISSIONS = {
-    "exercises": "exercises.view_exercise",
-    "activity": "learning.view_exerciseattempt",
-    "revenue": "payments.view_payment",
-    "llm": "duoniche.view_llmcall",
-    "notifications": "notifications.view_notificationlog",
-    "jobs": "duoniche.view_jobrun",
-}
 
 
 # --- selectors: one aggregate query each -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StockCell:
-    published: int = 0
-    untouched: int = 0
-
-
-@dataclass
-class StockRow:
-    """Published exercises of one (language, type): untouched ones are what the refill counts."""
-
-    language: str
-    exercise_type: str
-    target: int
-    levels: dict[str, StockCell] = field(default_factory=dict)
-
-    @property
-    def published(self) -> int:
-        return sum(cell.published for cell in self.levels.values())
-
-    @property
-    def untouched(self) -> int:
-        return sum(cell.untouched for cell in self.levels.values())
-
-    @property
-    def deficit(self) -> int:
-        return max(0, self.target - self.untouched)
-
-
-@dataclass(frozen=True)
-class ExerciseCounts:
-    by_status: dict[str, int]
-    stock: list[StockRow]
-
-
-def exercise_counts(*, target: int) -> ExerciseCounts:
-    """Exercises per status (the funnel) and published stock per (language, type, level).
-
-    One grouped pass over the bank. The stock lists every configured (language, type) even when
-    empty, then any other pair found in the bank (an unconfigured language).
-    """
-    rows = (
-        Exercise.objects.values_list(
-            "status", "exercise_language", "exercise_type", "language_level"
-        )
-        .annotate(n=Count("id"), untouched=Count("id", filter=Q(attempts_count=0)))
-        .order_by()
-    )
-    by_status: dict[str, int] = defaultdict(int)
-    stock: dict[tuple[str, str], StockRow] = {}
-    for language in languages().values():
-        for exercise_type in language.generated_types:
-            stock[(language.bot_id, exercise_type)] = StockRow(
-                language.bot_id, exercise_type, target
-            )
-    found: list[tuple[str, str, str, int, int]] = []
-    for status, language_id, exercise_type, level, n, untouched in rows:
-        by_status[status] += n
-        if status == ExerciseStatus.PUBLISHED:
-            found.append((language_id, exercise_type, level, n, untouched))
-    for language_id, exercise_type, level, n, untouched in sorted(found):
-        row = stock.setdefault(
-            (language_id, exercise_type), StockRow(language_id, exercise_type, target)
-        )
-        row.levels[level] = StockCell(published=n, untouched=untouched)
-    return ExerciseCounts(by_status=dict(by_status), stock=list(stock.values()))
-
-
-@dataclass(frozen=True)
-class ActivityDay:
-    day: date
-    answered: int = 0
-    correct: int = 0
-    active_users: int = 0
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.correct / self.answered if self.answered else None
-
-
-def attempts_per_day(*, days: Sequence[date]) -> list[ActivityDay]:
-    """Attempts (answered exercises), correct ones and distinct learners per day.
-
-    Grouped by (day, learner) in the database and summed here: a hash aggregate, where a
-    `COUNT(DISTINCT user_id)` per day would sort every attempt of the window. The rows returned
-    are the daily active learners summed over the window.
-    """
-    rows = (
-        ExerciseAttempt.objects.filter(created_at__gte=_start(days[0]))
-        .annotate(day=TruncDate("created_at"))
-        .values_list("day", "user_id")
-        .annotate(n=Count("id"), correct=Count("id", filter=Q(is_correct=True)))
-        .order_by()
-    )
-    totals: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for day, _user, n, correct in rows:
-        total = totals[day]
-        total[0] += n
-        total[1] += correct
-        total[2] += 1
-    return [ActivityDay(day, *totals[day]) if day in totals else ActivityDay(day) for day in days]
-
-
-@dataclass(frozen=True)
-class RevenueDay:
-    day: date
-    payments: int = 0
-    stars: int = 0
-    refunds: int = 0
-    refunded_stars: int = 0
-
-
-def payments_per_day(*, days: Sequence[date]) -> list[RevenueDay]:
-    """Stars kept (payments still `paid`) and refunded, by the day the payment was processed."""
-    paid = Q(status=PaymentStatus.PAID)
-    refunded = Q(status=PaymentStatus.REFUNDED)
-    rows = (
-        Payment.objects.filter(processed_at__gte=_start(days[0]))
-        .annotate(day=TruncDate("processed_at"))
-        .values_list("day")
-        .annotate(
-            payments=Count("id", filter=paid),
-            stars=Sum("amount", filter=paid, default=0),
-            refunds=Count("id", filter=refunded),
-            refunded_stars=Sum("amount", filter=refunded, default=0),
-        )
-        .order_by()
-    )
-    found = {row[0]: RevenueDay(*row) for row in rows}
-    return [found.get(day, RevenueDay(day)) for day in days]
 
 
 @dataclass(frozen=True)
@@ -228,7 +72,7 @@ class LLMUsage:
 def llm_usage_per_day(*, days: Sequence[date]) -> list[LLMUsage]:
     """LLM calls, tokens and cost per (day, purpose) from the ledger; days without calls omitted."""
     rows = (
-        LLMCall.objects.filter(created_at__gte=_start(days[0]))
+        LLMCall.objects.filter(created_at__gte=day_start(days[0]))
         .annotate(day=TruncDate("created_at"))
         .values_list("day", "purpose")
         .annotate(
@@ -242,31 +86,6 @@ def llm_usage_per_day(*, days: Sequence[date]) -> list[LLMUsage]:
         .order_by("day", "purpose")
     )
     return [LLMUsage(*row) for row in rows]
-
-
-@dataclass(frozen=True)
-class NotificationDay:
-    day: date
-    by_status: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_status.values())
-
-
-def notifications_per_day(*, days: Sequence[date]) -> list[NotificationDay]:
-    """Notifications decided per day, by status (`enqueued` = handed to the Notifier to send)."""
-    rows = (
-        NotificationLog.objects.filter(created_at__gte=_start(days[0]))
-        .annotate(day=TruncDate("created_at"))
-        .values_list("day", "status")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    found: dict[date, dict[str, int]] = defaultdict(dict)
-    for day, status, n in rows:
-        found[day][status] = n
-    return [NotificationDay(day, dict(found.get(day, {}))) for day in days]
 
 
 @dataclass(frozen=True)
@@ -320,7 +139,30 @@ class Dashboard:
     jobs: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _cached(board: Dashboard, key: str, compute: Callable[[], _T]) -> _T:
+# --- the sections: registered by the apps (each app's dashboard.py), in `order` ------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the index page: the view permission it needs and what it puts on the board."""
+
+    name: str
+    permission: str
+    build: Callable[[Dashboard], None]
+    order: int
+
+
+SECTIONS: dict[str, Section] = {}
+
+
+def register_section(
+    *, name: str, permission: str, build: Callable[[Dashboard], None], order: int
+) -> None:
+    """Add a section (an app's `ready()` calls this); its figures are shown to who may view them."""
+    SECTIONS[name] = Section(name=name, permission=permission, build=build, order=order)
+
+
+def cached(board: Dashboard, key: str, compute: Callable[[], _T]) -> _T:
     """`compute()`, kept `CACHE_SECONDS` in the cache; a cache that is down only costs time.
 
     A grouped pass over the bank or the attempts costs ~100 ms at 200,000 rows, so the figures
@@ -344,11 +186,11 @@ def _cached(board: Dashboard, key: str, compute: Callable[[], _T]) -> _T:
     return value
 
 
-def _start(day: date) -> datetime:
+def day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
 
 
-def _changelist(model: str, **params: str | int) -> str:
+def changelist(model: str, **params: str | int) -> str:
     return _changelist_url(model, get_script_prefix(), get_urlconf(), tuple(params.items()))
 
 
@@ -361,15 +203,15 @@ def _changelist_url(
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def _on_day(field_name: str, day: date, days: int = 1) -> dict[str, str]:
+def on_day(field_name: str, day: date, days: int = 1) -> dict[str, str]:
     """Changelist parameters for `day` (or `days` days from it), as aware datetimes."""
     return {
-        f"{field_name}__gte": _start(day).isoformat(),
-        f"{field_name}__lt": _start(day + timedelta(days=days)).isoformat(),
+        f"{field_name}__gte": day_start(day).isoformat(),
+        f"{field_name}__lt": day_start(day + timedelta(days=days)).isoformat(),
     }
 
 
-def _day_label(day: date) -> str:
+def day_label(day: date) -> str:
     return day.strftime("%m-%d")
 
 
@@ -377,184 +219,28 @@ def dashboard_build(*, now: datetime, can_view: Callable[[str], bool]) -> Dashbo
     """Everything the index shows to someone with these permissions (a section per permission)."""
     today = timezone.localdate(now)
     days = [today - timedelta(days=offset) for offset in range(DAYS - 1, -1, -1)]
-    sections = {name for name, perm in SECTION_PERMISSIONS.items() if can_view(perm)}
-    board = Dashboard(now=now, days=days, sections=sections)
-    if "exercises" in sections:
-        _exercises(board)
-    if "activity" in sections:
-        _activity(board)
-    if "revenue" in sections:
-        _revenue(board)
-    if "llm" in sections:
-        _llm(board)
-    if "notifications" in sections:
-        _notifications(board)
-    if "jobs" in sections:
-        _jobs(board)
+    allowed = sorted(
+        (section for section in SECTIONS.values() if can_view(section.permission)),
+        key=lambda section: section.order,
+    )
+    board = Dashboard(now=now, days=days, sections={section.name for section in allowed})
+    for section in allowed:
+        section.build(board)
     return board
 
 
-def _exercises(board: Dashboard) -> None:
-    target = settings.MIN_EXERCISE_COUNT_TO_GENERATE_NEW
-    counts = _cached(board, f"exercises:{target}", lambda: exercise_counts(target=target))
-    model = "exercises_exercise"
-    published = {"status__exact": ExerciseStatus.PUBLISHED.value}
-    board.levels = list(LanguageLevel.values)
-    for row in counts.stock:
-        pair = {
-            **published,
-            "exercise_language__exact": row.language,
-            "exercise_type__exact": row.exercise_type,
-        }
-        cells = []
-        for level in board.levels:
-            cell = row.levels.get(level, StockCell())
-            at_level = {**pair, "language_level__exact": level}
-            cells.append(
-                {
-                    "published": Number(cell.published, _changelist(model, **at_level)),
-                    "untouched": Number(
-                        cell.untouched, _changelist(model, **at_level, attempts_count__exact=0)
-                    ),
-                }
-            )
-        board.stock.append(
-            {
-                "language": row.language,
-                "exercise_type": row.exercise_type,
-                "untouched": Number(
-                    row.untouched,
-                    _changelist(model, **pair, attempts_count__exact=0),
-                    alert=row.deficit > 0,
-                ),
-                "target": row.target,
-                "deficit": row.deficit,
-                "published": Number(row.published, _changelist(model, **pair)),
-                "levels": cells,
-            }
-        )
-    for status in ExerciseStatus:
-        number = Number(
-            counts.by_status.get(status, 0),
-            _changelist(model, status__exact=status.value),
-            label=status.value,
-            alert=status == ExerciseStatus.PENDING_ADMIN_REVIEW and status in counts.by_status,
-        )
-        (board.funnel if status in FUNNEL else board.other_statuses).append(number)
-    board.funnel.sort(key=lambda number: FUNNEL.index(ExerciseStatus(number.label)))
-    for status in (ExerciseStatus.PENDING_REVIEW, ExerciseStatus.PENDING_ADMIN_REVIEW):
-        board.today.append(
-            Number(
-                counts.by_status.get(status, 0),
-                _changelist(model, status__exact=status.value),
-                label=f"{status.label.lower()} (queue)",
-            )
-        )
-
-
-def _activity(board: Dashboard) -> None:
+def dashboard_llm(board: Dashboard) -> None:
     days = board.days
-    series = _cached(board, f"activity:{days[0]}:{days[-1]}", lambda: attempts_per_day(days=days))
-    model = "learning_exerciseattempt"
-    labels = [_day_label(day.day) for day in series]
-    hrefs = [_changelist(model, **_on_day("created_at", day.day)) for day in series]
-    today = series[-1]
-    window = _on_day("created_at", board.days[0], DAYS)
-    answered = sum(day.answered for day in series)
-    correct = sum(day.correct for day in series)
-    board.today.append(Number(today.answered, hrefs[-1], label="answered today"))
-    board.today.append(Number(today.active_users, hrefs[-1], label="active learners today"))
-    board.activity = {
-        "answered": Number(answered, _changelist(model, **window), label="answered"),
-        "correct": Number(
-            correct, _changelist(model, **window, is_correct__exact=1), label="correct"
-        ),
-        "accuracy": f"{100 * correct / answered:.0f}%" if answered else "–",
-        "chart": svg.bar_chart(
-            [
-                svg.Bar(label, day.answered, f"{day.day}: {day.answered} answered", href)
-                for label, day, href in zip(labels, series, hrefs, strict=True)
-            ],
-            label=f"Exercises answered per day, last {DAYS} days",
-        ),
-        "accuracy_chart": svg.line_chart(
-            labels,
-            [
-                svg.Series(
-                    "accuracy %",
-                    [
-                        None if day.accuracy is None else round(100 * day.accuracy, 1)
-                        for day in series
-                    ],
-                    [
-                        _changelist(model, **_on_day("created_at", day.day), is_correct__exact=1)
-                        for day in series
-                    ],
-                )
-            ],
-            label="Share of correct answers per day (%)",
-            top=100,
-        ),
-        "learners_chart": svg.bar_chart(
-            [
-                svg.Bar(label, day.active_users, f"{day.day}: {day.active_users} learners", href)
-                for label, day, href in zip(labels, series, hrefs, strict=True)
-            ],
-            label="Learners who answered, per day",
-            color=svg.PALETTE[4],
-        ),
-    }
-
-
-def _revenue(board: Dashboard) -> None:
-    days = board.days
-    series = _cached(board, f"revenue:{days[0]}:{days[-1]}", lambda: payments_per_day(days=days))
-    model = "payments_payment"
-    paid = {"status__exact": PaymentStatus.PAID.value}
-    hrefs = [_changelist(model, **paid, **_on_day("processed_at", day.day)) for day in series]
-    window = _on_day("processed_at", board.days[0], DAYS)
-    today = series[-1]
-    board.today.append(Number(today.stars, hrefs[-1], label=f"Stars today ({today.payments})"))
-    board.revenue = {
-        "stars": Number(
-            sum(day.stars for day in series), _changelist(model, **paid, **window), "Stars kept"
-        ),
-        "payments": sum(day.payments for day in series),
-        "refunded_stars": Number(
-            sum(day.refunded_stars for day in series),
-            _changelist(model, status__exact=PaymentStatus.REFUNDED.value, **window),
-            "Stars refunded",
-        ),
-        "refunds": sum(day.refunds for day in series),
-        "chart": svg.bar_chart(
-            [
-                svg.Bar(
-                    _day_label(day.day),
-                    day.stars,
-                    f"{day.day}: {day.stars} Stars from {day.payments} payments"
-                    + (f", {day.refunded_stars} refunded" if day.refunds else ""),
-                    href,
-                )
-                for day, href in zip(series, hrefs, strict=True)
-            ],
-            label=f"Telegram Stars kept per day (refunds excluded), last {DAYS} days",
-            color=svg.PALETTE[1],
-        ),
-    }
-
-
-def _llm(board: Dashboard) -> None:
-    days = board.days
-    usage = _cached(board, f"llm:{days[0]}:{days[-1]}", lambda: llm_usage_per_day(days=days))
+    usage = cached(board, f"llm:{days[0]}:{days[-1]}", lambda: llm_usage_per_day(days=days))
     model = "duoniche_llmcall"
     purposes = list(LLMPurpose.values)
     by_day: dict[tuple[date, str], LLMUsage] = {(row.day, row.purpose): row for row in usage}
-    labels = [_day_label(day) for day in board.days]
-    window = _on_day("created_at", board.days[0], DAYS)
+    labels = [day_label(day) for day in board.days]
+    window = on_day("created_at", board.days[0], DAYS)
 
     hrefs = {
         purpose: [
-            _changelist(model, purpose__exact=purpose, **_on_day("created_at", day))
+            changelist(model, purpose__exact=purpose, **on_day("created_at", day))
             for day in board.days
         ]
         for purpose in purposes
@@ -581,11 +267,11 @@ def _llm(board: Dashboard) -> None:
                 "purpose": purpose,
                 "calls": Number(
                     sum(row.calls for row in rows),
-                    _changelist(model, purpose__exact=purpose, **window),
+                    changelist(model, purpose__exact=purpose, **window),
                 ),
                 "failed": Number(
                     sum(row.failed for row in rows),
-                    _changelist(model, purpose__exact=purpose, ok__exact=0, **window),
+                    changelist(model, purpose__exact=purpose, ok__exact=0, **window),
                 ),
                 "input_tokens": sum(row.input_tokens for row in rows),
                 "output_tokens": sum(row.output_tokens for row in rows),
@@ -597,7 +283,7 @@ def _llm(board: Dashboard) -> None:
     cost_today = sum((row.cost_usd for row in today_rows), Decimal(0))
     budget = Decimal(str(settings.LLM_DAILY_BUDGET_USD))
     share = float(cost_today / budget) if budget > 0 else None
-    today_href = _changelist(model, **_on_day("created_at", board.days[-1]))
+    today_href = changelist(model, **on_day("created_at", board.days[-1]))
     board.today.append(
         Number(
             f"${cost_today:.2f}" + (f" / ${budget:.2f}" if budget > 0 else ""),
@@ -633,74 +319,14 @@ def _llm(board: Dashboard) -> None:
     }
 
 
-def _notifications(board: Dashboard) -> None:
-    days = board.days
-    series = _cached(
-        board, f"notifications:{days[0]}:{days[-1]}", lambda: notifications_per_day(days=days)
-    )
-    model = "notifications_notificationlog"
-    statuses = [
-        NotificationStatus.ENQUEUED,
-        NotificationStatus.FAILED,
-        NotificationStatus.SKIPPED,
-        NotificationStatus.PENDING,
-    ]
-    colors = (svg.PALETTE[2], svg.PALETTE[3], "#999999", svg.PALETTE[1])
-    window = _on_day("created_at", board.days[0], DAYS)
-    today = series[-1]
-    failed_today = today.by_status.get(NotificationStatus.FAILED, 0)
-    board.today.append(
-        Number(
-            failed_today,
-            _changelist(
-                model,
-                status__exact=NotificationStatus.FAILED.value,
-                **_on_day("created_at", board.days[-1]),
-            ),
-            label="notifications failed today",
-            alert=failed_today > 0,
-        )
-    )
-    board.notifications = {
-        "totals": [
-            Number(
-                sum(day.by_status.get(status, 0) for day in series),
-                _changelist(model, status__exact=status.value, **window),
-                label="sent (enqueued)" if status == NotificationStatus.ENQUEUED else status.value,
-                alert=status == NotificationStatus.FAILED,
-            )
-            for status in statuses
-        ],
-        "chart": svg.stacked_bar_chart(
-            [_day_label(day.day) for day in series],
-            [
-                svg.Series(
-                    status.value,
-                    [day.by_status.get(status, 0) for day in series],
-                    [
-                        _changelist(
-                            model, status__exact=status.value, **_on_day("created_at", day.day)
-                        )
-                        for day in series
-                    ],
-                )
-                for status in statuses
-            ],
-            label=f"Notifications per day by status, last {DAYS} days",
-            colors=colors,
-        ),
-        "legend": svg.legend(["sent (enqueued)", "failed", "skipped", "pending"], colors),
-    }
-
-
-def _jobs(board: Dashboard) -> None:
-    for state in _cached(board, "jobs", lambda: job_states(registered=JOBS)):
+def dashboard_jobs(board: Dashboard) -> None:
+    for state in cached(board, "jobs", lambda: job_states(registered=JOBS)):
         run = state.last
         board.jobs.append(
             {
                 "name": state.name,
                 "registered": state.registered,
-                "runs": _changelist("duoniche_jobrun", job__exact=state.name),
+                "runs": changelist("duoniche_jobrun", job__exact=state.name),
                 "last": run,
                 "last_href": reverse("admin:duoniche_jobrun_change", args=[run.pk]) if run else "",
                 "failed": run is not None and run.status == JobRunStatus.FAILED,
@@ -709,3 +335,7 @@ def _jobs(board: Dashboard) -> None:
                 "lock_expired": state.lock is not None and state.lock.locked_until < board.now,
             }
         )
+
+
+register_section(name="llm", permission="duoniche.view_llmcall", build=dashboard_llm, order=40)
+register_section(name="jobs", permission="duoniche.view_jobrun", build=dashboard_jobs, order=60)

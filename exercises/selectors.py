@@ -5,17 +5,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Count,
     DateTimeField,
+    Expression,
     FloatField,
     OuterRef,
     Prefetch,
@@ -164,20 +164,23 @@ class WeightedErrorRate:
         return self.weighted_incorrect / self.weighted_total if self.weighted_total else None
 
 
-def attempt_weight(*, bot_id: Any) -> Coalesce:
-    """An attempt's weight: its learner's profile rating in `bot_id`, or the default rating.
+#: Builds an attempt's weight from the language it was made in (a value or an `OuterRef`): the
+#: learner's rating there. Ratings belong to `learning`, which registers the builder from its
+#: `ready()` (`attempt_weight_register`); this app never imports it.
+AttemptWeight = Callable[[Any], Expression]
+_attempt_weight: list[AttemptWeight] = []
 
-    `bot_id` is a value or an `OuterRef` to the exercise's language. The profile model is looked up
-    by name: this app never imports `learning`.
-    """
-    profiles = apps.get_model("learning", "BotProfile").objects.filter(
-        user=OuterRef("user"), bot_id=bot_id
-    )
-    return Coalesce(
-        Subquery(profiles.values("rating")[:1], output_field=FloatField()),
-        Value(float(settings.QUALITY_DEFAULT_RATING)),
-        output_field=FloatField(),
-    )
+
+def attempt_weight_register(builder: AttemptWeight) -> None:
+    """Set how attempts are weighed (one builder per process; the last one wins)."""
+    _attempt_weight[:] = [builder]
+
+
+def attempt_weight(*, bot_id: Any) -> Expression:
+    """An attempt's weight: the registered builder's, or the default rating for every attempt."""
+    if _attempt_weight:
+        return _attempt_weight[0](bot_id)
+    return Value(float(settings.QUALITY_DEFAULT_RATING), output_field=FloatField())
 
 
 def attempts_weighted_error_rate(

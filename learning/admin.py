@@ -13,9 +13,10 @@ way), so their inlines name the models (`apps.get_model`) instead of importing t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import InlineModelAdmin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -41,8 +42,6 @@ from learning.admin_inlines import (
     LATEST,
     AttemptInline,
     BotProfileInline,
-    NotificationInline,
-    PaymentInline,
     session_state,
 )
 from learning.effective_settings import effective_settings
@@ -92,7 +91,11 @@ class TelegramUserAdmin(admin.ModelAdmin):
         "updated_at",
     )
     readonly_fields = ("telegram_id", "telegram_details", "progress", "created_at", "updated_at")
-    inlines = (BotProfileInline, AttemptInline, PaymentInline, NotificationInline)
+    #: Payments and notifications add their tables from their own admin modules.
+    inlines: ClassVar[tuple[type[InlineModelAdmin[Any, Any]], ...]] = (
+        BotProfileInline,
+        AttemptInline,
+    )
     date_hierarchy = "created_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -144,39 +143,3 @@ class AttemptInline(ReadOnlyInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ExerciseAttempt]:
         return super().get_queryset(request).select_related("exercise")
-
-
-class PaymentInline(ReadOnlyInline):
-    model = apps.get_model("payments", "Payment")
-    fields = (
-        "processed_at",
-        "bot_id",
-        "source",
-        "amount",
-        "currency",
-        "status",
-        "refunded_at",
-        "refund_error",
-    )
-    ordering = ("-processed_at", "-id")
-    show_change_link = True
-    empty_text = gettext_lazy("No payments yet.")
-
-
-class NotificationInline(ReadOnlyInline):
-    model = apps.get_model("notifications", "NotificationLog")
-    formset = LatestFormSet
-    verbose_name_plural = format_lazy(gettext_lazy("latest {} notifications"), LATEST)
-    empty_text = gettext_lazy("No notifications yet.")
-    fields = (
-        "created_at",
-        "bot_id",
-        "notification_type",
-        "is_full_report",
-        "status",
-        "attempts",
-        "error",
-        "enqueued_at",
-    )
-    ordering = ("-created_at", "-id")
-    show_change_link = True

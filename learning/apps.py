@@ -7,6 +7,20 @@ class LearningConfig(AppConfig):
     name = "learning"
 
     def ready(self) -> None:
+        from exercises.selectors import attempt_weight_register
+        from learning.selectors import attempt_weight
+
+        attempt_weight_register(attempt_weight)  # the moderation queue weighs answers by rating
+        from duoniche.dashboard import register_section
+        from learning.dashboard import dashboard_activity
+
+        register_section(
+            name="activity",
+            permission="learning.view_exerciseattempt",
+            build=dashboard_activity,
+            order=20,
+        )
+
         from duoniche.jobs import Job, lazy_body, register_job
 
         register_job(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, FloatField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from duoniche.api.errors import ApplicationError
 from duoniche.rows import instance_from_row, select_list
@@ -67,3 +69,17 @@ def user_with_profile(
     profile = instance_from_row(BotProfile, row[user_fields:])
     profile.user = user
     return user, profile
+
+
+def attempt_weight(bot_id: Any) -> Coalesce:
+    """An attempt's weight: its learner's profile rating in `bot_id`, or the default rating.
+
+    `bot_id` is a value or an `OuterRef` to the exercise's language. Registered with `exercises`
+    (the moderation queue's error rate) from this app's `ready()`.
+    """
+    profiles = BotProfile.objects.filter(user=OuterRef("user"), bot_id=bot_id)
+    return Coalesce(
+        Subquery(profiles.values("rating")[:1], output_field=FloatField()),
+        Value(float(settings.QUALITY_DEFAULT_RATING)),
+        output_field=FloatField(),
+    )

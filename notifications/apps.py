@@ -7,6 +7,16 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
+        from duoniche.dashboard import register_section
+        from notifications.dashboard import dashboard_notifications
+
+        register_section(
+            name="notifications",
+            permission="notifications.view_notificationlog",
+            build=dashboard_notifications,
+            order=50,
+        )
+
         from duoniche.jobs import Job, lazy_body, register_job
 
         register_job(

@@ -19,11 +19,13 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from duoniche.admin import ReadOnlyAdmin
 from duoniche.api.errors import ApplicationError
 from duoniche.enums import PaymentStatus
+from learning.admin import TelegramUserAdmin
+from learning.admin_inlines import ReadOnlyInline
 from payments.models import Payment
 from payments.services import PaymentRefundFailed, payment_refund
 
@@ -143,3 +145,24 @@ def _refund_failure(payment_id: int, error: PaymentRefundFailed) -> str:
     return gettext(
         "Payment %(payment)s was not refunded: Telegram asks to retry in %(seconds)s s."
     ) % {"payment": payment_id, "seconds": math.ceil(max(error.retry_after, 1))}
+
+
+class PaymentInline(ReadOnlyInline):
+    model = Payment
+    fields = (
+        "processed_at",
+        "bot_id",
+        "source",
+        "amount",
+        "currency",
+        "status",
+        "refunded_at",
+        "refund_error",
+    )
+    ordering = ("-processed_at", "-id")
+    show_change_link = True
+    empty_text = gettext_lazy("No payments yet.")
+
+
+# The learner's page lists their payments: this app adds its table to learning's user admin.
+TelegramUserAdmin.inlines = (*TelegramUserAdmin.inlines, PaymentInline)

@@ -21,7 +21,11 @@ from django.utils import timezone
 from duoniche import dashboard, svg
 from duoniche.dashboard import dashboard_build
 from duoniche.jobs import JOBS
+from exercises import dashboard as exercises_dashboard
 from exercises.models import Exercise
+from learning import dashboard as learning_dashboard
+from notifications import dashboard as notifications_dashboard
+from payments import dashboard as payments_dashboard
 from tests.duoniche.factories import JobLockFactory, JobRunFactory, LLMCallFactory
 from tests.exercises.factories import ExerciseFactory, ExerciseReviewFactory
 from tests.learning.factories import (
@@ -130,13 +134,13 @@ def build(**kwargs):
 
 
 def test_stock_per_language_type_and_level_against_the_target(dataset):
-    counts = dashboard.exercise_counts(target=5)
+    counts = exercises_dashboard.exercise_counts(target=5)
 
     rows = {(row.language, row.exercise_type): row for row in counts.stock}
     bg_fill = rows[("Bulgarian", "fill_in_the_blank")]
     assert (bg_fill.published, bg_fill.untouched, bg_fill.deficit) == (4, 3, 2)
-    assert bg_fill.levels["A2"] == dashboard.StockCell(published=3, untouched=2)
-    assert bg_fill.levels["B1"] == dashboard.StockCell(published=1, untouched=1)
+    assert bg_fill.levels["A2"] == exercises_dashboard.StockCell(published=3, untouched=2)
+    assert bg_fill.levels["B1"] == exercises_dashboard.StockCell(published=1, untouched=1)
     assert (
         rows[("Serbian", "fill_in_the_blank")].untouched,
         rows[("Klingon", "fill_in_the_blank")].untouched,
@@ -154,7 +158,7 @@ def test_stock_per_language_type_and_level_against_the_target(dataset):
 
 
 def test_funnel_counts_every_status(dataset):
-    counts = dashboard.exercise_counts(target=5)
+    counts = exercises_dashboard.exercise_counts(target=5)
 
     assert counts.by_status == {
         "published": 6,
@@ -169,12 +173,14 @@ def test_funnel_counts_every_status(dataset):
 def test_activity_per_day(dataset, today):
     days = [today - timedelta(days=n) for n in range(29, -1, -1)]
 
-    series = dashboard.attempts_per_day(days=days)
+    series = learning_dashboard.attempts_per_day(days=days)
 
     assert [d.day for d in series] == days
-    assert series[-1] == dashboard.ActivityDay(today, answered=3, correct=2, active_users=2)
+    assert series[-1] == learning_dashboard.ActivityDay(
+        today, answered=3, correct=2, active_users=2
+    )
     assert series[-1].accuracy == pytest.approx(2 / 3)
-    assert series[-2] == dashboard.ActivityDay(today - timedelta(days=1), 1, 0, 1)
+    assert series[-2] == learning_dashboard.ActivityDay(today - timedelta(days=1), 1, 0, 1)
     assert sum(d.answered for d in series) == 4  # the 40-day-old attempt is outside
     assert series[0].accuracy is None
 
@@ -182,11 +188,11 @@ def test_activity_per_day(dataset, today):
 def test_revenue_llm_and_notifications_per_day(dataset, today):
     days = [today - timedelta(days=n) for n in range(29, -1, -1)]
 
-    revenue = dashboard.payments_per_day(days=days)
+    revenue = payments_dashboard.payments_per_day(days=days)
     llm = {(u.day, u.purpose): u for u in dashboard.llm_usage_per_day(days=days)}
-    notes = dashboard.notifications_per_day(days=days)
+    notes = notifications_dashboard.notifications_per_day(days=days)
 
-    assert revenue[-1] == dashboard.RevenueDay(today, 2, 150, 1, 20)
+    assert revenue[-1] == payments_dashboard.RevenueDay(today, 2, 150, 1, 20)
     assert revenue[-2].stars == 1000
     assert sum(d.stars for d in revenue) == 1150
     validation = llm[(today, "validation")]
