@@ -235,7 +235,7 @@ def bench_scheduler(args: argparse.Namespace) -> None:
     with database(args, extra_env=extra):
         from django.db.models import Count
 
-        from duoniche.jobs import job_run
+        from duoniche.job_runs import job_run
         from notifications.models import NotificationLog
 
         started = time.monotonic()
@@ -423,7 +423,7 @@ def bench_weekly(args: argparse.Namespace) -> None:
         from django.conf import settings
         from django.db.models import Count
 
-        from duoniche.jobs import job_run
+        from duoniche.job_runs import job_run
         from learning.models import BotProfile, WeeklyReport
         from notifications import weekly
         from notifications.models import NotificationLog

@@ -5,7 +5,7 @@ the only deficit is fill-in-the-blank and choose-sentence in both languages (`--
 all; choose_accent and stories are already stocked, and `GENERATE_AUDIO=false`). A loopback
 OpenAI-compatible fake (`tests.fakes.openai_server`) answers every request after `--latency`
 seconds with a valid, unique exercise or a positive assessment. The job then runs once through the
-real runner (`duoniche.jobs.job_run`, forced) with `GENERATION_CONCURRENCY=--concurrency`, over
+real runner (`duoniche.job_runs.job_run`, forced) with `GENERATION_CONCURRENCY=--concurrency`, over
 real HTTP with the real `ChatOpenAI` client, and the script prints:
 
 - elapsed wall time of the job and the exercises generated. The process first builds its LLM
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> None:
     from django.db.models import Count, Sum
 
     from duoniche import llm
-    from duoniche.jobs import job_run
+    from duoniche.job_runs import job_run
     from duoniche.models import LLMCall
     from exercises.models import Exercise
 

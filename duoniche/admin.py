@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.translation import gettext, gettext_lazy
 
 from duoniche.dashboard import dashboard_build
+from duoniche.job_runs import JobNotQueued, job_enqueue_forced
+from duoniche.jobs import JOBS, UnknownJob
 from duoniche.models import JobLock, JobRun, LLMCall
 
 
@@ -52,7 +59,7 @@ class JobRunAdmin(ReadOnlyAdmin):
         "job",
         "period_key",
         "status",
-        "forced",
+        "forced_display",
         "attempts",
         "started_at",
         "finished_at",
@@ -60,6 +67,56 @@ class JobRunAdmin(ReadOnlyAdmin):
     list_filter = ("job", "status", "forced")
     search_fields = ("job", "period_key")
     date_hierarchy = "started_at"
+    change_list_template = "admin/duoniche/jobrun/change_list.html"
+
+    @admin.display(description=gettext_lazy("forced"), ordering="forced")
+    def forced_display(self, run: JobRun) -> str:
+        return gettext("yes") if run.forced else "–"
+
+    def may_run_now(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser or request.user.has_perm("duoniche.add_jobrun"))
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        context = {
+            **(extra_context or {}),
+            "registered_jobs": sorted(JOBS) if self.may_run_now(request) else [],
+        }
+        return super().changelist_view(request, context)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.run_now_view)
+        return [
+            path("run-now/<str:name>/", view, name="duoniche_jobrun_run_now"),
+            *super().get_urls(),
+        ]
+
+    def run_now_view(self, request: HttpRequest, name: str) -> HttpResponse:
+        """Queue a forced run for a worker (POST); the run shows in the list when it starts."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.may_run_now(request):
+            raise PermissionDenied
+        runs = reverse("admin:duoniche_jobrun_changelist")
+        try:
+            task_id = job_enqueue_forced(name=name)
+        except UnknownJob:
+            messages.error(request, gettext("There is no job called %(name)s.") % {"name": name})
+            return redirect(runs)
+        except JobNotQueued as exc:
+            messages.error(
+                request,
+                gettext("%(name)s was not queued: %(reason)s.") % {"name": name, "reason": exc},
+            )
+            return redirect(runs)
+        messages.success(
+            request,
+            gettext(
+                "%(name)s is queued as a forced run (task %(task)s). Its run is listed here once "
+                "a worker starts it."
+            )
+            % {"name": name, "task": task_id},
+        )
+        return redirect(f"{runs}?{urlencode({'job__exact': name, 'forced__exact': '1'})}")
 
 
 @admin.register(JobLock)

@@ -544,6 +544,8 @@ REPORT_GENERATION_SWEEP_INTERVAL_SECONDS = env.int(
 REPORT_GENERATION_SWEEP_BATCH = env.int("REPORT_GENERATION_SWEEP_BATCH", default=200)
 
 UPDATE_USER_METRICS_INTERVAL = env.int("UPDATE_USER_METRICS_INTERVAL", default=60)
+#: Days a job run is kept in the admin before the weekly `job_runs_prune` deletes it.
+JOB_RUN_RETENTION_DAYS = env.int("JOB_RUN_RETENTION_DAYS", default=30)
 SESSION_TTL_SINCE_LAST_EXERCISE = env.int("SESSION_TTL_SINCE_LAST_EXERCISE", default=300)
 
 # --- Local bootstrap --------------------------------------------------------------------------

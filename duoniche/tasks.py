@@ -13,7 +13,8 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from duoniche.jobs import JOBS, Job, job_run
+from duoniche.job_runs import job_run
+from duoniche.jobs import JOBS, Job
 
 
 def _job_task(job: Job) -> Task:

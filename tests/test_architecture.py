@@ -36,8 +36,8 @@ WIRING = {"duoniche/settings.py", "duoniche/settings_test.py", "duoniche/urls.py
 #: The one module that writes each model (label -> path). Every model of ours must be listed.
 WRITE_PATHS: dict[str, str] = {
     "duoniche.LLMCall": "duoniche/llm.py",
-    "duoniche.JobLock": "duoniche/jobs.py",
-    "duoniche.JobRun": "duoniche/jobs.py",
+    "duoniche.JobLock": "duoniche/job_runs.py",
+    "duoniche.JobRun": "duoniche/job_runs.py",
     "exercises.Exercise": "exercises/services.py",
     "exercises.ExerciseAnswer": "exercises/verdicts.py",
     "exercises.ExerciseReview": "exercises/services.py",

@@ -26,7 +26,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from duoniche.jobs import job_run
+from duoniche.job_runs import job_run
 from learning.models import ExerciseAttempt, ReportStatus, WeeklyReport
 from tests.exercises.factories import ExerciseFactory
 from tests.fakes.servers import RedisServer, black_hole, free_port, redis_server

@@ -24,11 +24,12 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from sentry_sdk.transport import Transport
 
-from duoniche import jobs
+from duoniche import job_runs, jobs
 from duoniche import tasks as job_tasks
 from duoniche.celery import app
 from duoniche.enums import JobRunStatus
-from duoniche.jobs import JOBS, Job, Outcome, UnknownJob, job_run, lazy_body
+from duoniche.job_runs import Outcome, job_run
+from duoniche.jobs import JOBS, Job, UnknownJob, lazy_body
 from duoniche.models import JobLock, JobRun
 from tests.duoniche.factories import JobLockFactory, JobRunFactory
 
@@ -472,9 +473,9 @@ def test_the_lock_is_released_only_if_still_ours():
 
 
 def test_lock_owners_are_distinct_without_a_task_id():
-    assert jobs.lock_owner() != jobs.lock_owner()
-    assert jobs.lock_owner("abc").endswith(":abc")
-    assert len(jobs.lock_owner("t" * 200)) == 100
+    assert job_runs.lock_owner() != job_runs.lock_owner()
+    assert job_runs.lock_owner("abc").endswith(":abc")
+    assert len(job_runs.lock_owner("t" * 200)) == 100
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from duoniche.jobs import Outcome, job_run
+from duoniche.job_runs import Outcome, job_run
 from duoniche.metrics_collector import ACTIVE_USERS, cached_gauge_samples
 from learning.metrics_updater import metrics_updater
 from learning.models import BotProfile

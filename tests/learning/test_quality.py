@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from duoniche.enums import ExerciseStatus, JobRunStatus, ReviewSource
-from duoniche.jobs import Outcome, job_run
+from duoniche.job_runs import Outcome, job_run
 from duoniche.models import JobRun
 from exercises.models import Exercise, ExerciseReview
 from exercises.services import exercise_change_status

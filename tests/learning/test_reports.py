@@ -13,7 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from duoniche.enums import ExerciseStatus, ExerciseType, ReportStatus
-from duoniche.jobs import JOBS, job_run
+from duoniche.job_runs import job_run
+from duoniche.jobs import JOBS
 from duoniche.telegram_html import visible_length
 from learning.models import WeeklyReport
 from learning.report_selectors import (

@@ -18,7 +18,8 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from duoniche.enums import NotificationStatus, ProfileStatus, ReportStatus
-from duoniche.jobs import JOBS, Outcome, job_run, lazy_body
+from duoniche.job_runs import Outcome, job_run
+from duoniche.jobs import JOBS, lazy_body
 from duoniche.models import JobLock, JobRun
 from duoniche.texts import render
 from learning.models import BotProfile, WeeklyReport

@@ -9,7 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from duoniche.enums import NotificationStatus, NotificationType, ProfileStatus, ReportStatus
-from duoniche.jobs import JOBS, Outcome, job_run, lazy_body
+from duoniche.job_runs import Outcome, job_run
+from duoniche.jobs import JOBS, lazy_body
 from duoniche.texts import render
 from learning.models import BotProfile, ExerciseAttempt, WeeklyReport
 from learning.report_selectors import weekly_report_week_start

@@ -15,7 +15,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from duoniche.jobs import JOBS, JobOutcome, Outcome, UnknownJob, job_run
+from duoniche.job_runs import JobOutcome, Outcome, job_run
+from duoniche.jobs import JOBS, UnknownJob
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
