@@ -3,10 +3,14 @@ the operations dashboard on the admin index."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -34,6 +38,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+#: What the ledger totals add up, per group and overall.
+LEDGER_SUMS = {
+    "calls": Count("pk"),
+    "failures": Count("pk", filter=Q(ok=False)),
+    "input_tokens": Sum("input_tokens", default=0),
+    "output_tokens": Sum("output_tokens", default=0),
+    "cost_usd": Sum("cost_usd", default=Decimal(0)),
+}
+
+
+def llm_call_totals(calls: QuerySet[LLMCall]) -> QuerySet[LLMCall, dict[str, Any]]:
+    """`calls` grouped by day (current time zone), purpose and model: one query, newest first."""
+    return (
+        calls.order_by()
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "purpose", "model")
+        .annotate(**LEDGER_SUMS)
+        .order_by("-day", "purpose", "model")
+    )
+
+
 @admin.register(LLMCall)
 class LLMCallAdmin(ReadOnlyAdmin):
     list_display = (
@@ -51,6 +76,30 @@ class LLMCallAdmin(ReadOnlyAdmin):
     list_filter = ("purpose", "ok", "model", "created_at")
     search_fields = ("operation", "subject", "model", "error_type")
     date_hierarchy = "created_at"
+    change_list_template = "admin/duoniche/llmcall/change_list.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.totals_view)
+        return [path("totals/", view, name="duoniche_llmcall_totals"), *super().get_urls()]
+
+    def totals_view(self, request: HttpRequest) -> HttpResponse:
+        """Calls, failures, tokens and cost per day, purpose and model, for the list's filters."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            calls = self.get_changelist_instance(request).get_queryset(request)
+        except IncorrectLookupParameters:  # as the list itself does with a bad filter
+            return redirect(f"{reverse('admin:duoniche_llmcall_changelist')}?e=1")
+        rows = list(llm_call_totals(calls))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("LLM totals per day, purpose and model"),
+            "rows": rows,
+            "total": calls.aggregate(**LEDGER_SUMS),
+            "filters": request.GET.urlencode(),
+        }
+        return TemplateResponse(request, "admin/duoniche/llmcall/totals.html", context)
 
 
 @admin.register(JobRun)
