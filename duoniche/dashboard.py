@@ -294,6 +294,7 @@ def dashboard_llm(board: Dashboard) -> None:
     )
     board.llm = {
         "totals": totals,
+        "any_calls": bool(usage),
         "cost_today": cost_today,
         "budget": budget,
         "budget_share": share,

@@ -57,6 +57,9 @@ def test_an_operator_sees_the_dashboard_and_runs_a_job_now(live_server, browser,
     # The key figures and the app list share the first screen (the list is the right column).
     assert driver.find_element(By.ID, "dashboard-today").location["y"] < 900
     assert driver.find_element(By.CSS_SELECTOR, ".app-exercises").location["y"] < 900
+    # Nothing happened yet: the empty charts collapse to one line each.
+    assert "No answers in the last 30 days" in driver.find_element(By.ID, "dashboard-activity").text
+    assert not driver.find_elements(By.CSS_SELECTOR, "#dashboard-activity svg")
     assert screenshot(driver, "dashboard").stat().st_size > 10_000
 
     driver.get(live_server.url + reverse("admin:duoniche_jobrun_changelist"))
