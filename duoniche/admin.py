@@ -17,12 +17,19 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from duoniche.dashboard import dashboard_build
 from duoniche.job_runs import JobNotQueued, job_enqueue_forced
 from duoniche.jobs import JOBS, UnknownJob
 from duoniche.models import JobLock, JobRun, LLMCall
+from duoniche.staff_auth import StaffLoginForm
+from duoniche.two_factor import totp_reset
+
+admin.site.site_header = gettext_lazy("DuoNiche admin")
+admin.site.site_title = gettext_lazy("DuoNiche admin")
+admin.site.login_form = StaffLoginForm
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -193,3 +200,46 @@ def index_with_dashboard(
 
 
 admin.site.index = index_with_dashboard  # type: ignore[method-assign]
+
+
+# django-otp's own admin edits keys and shows their QR codes; staff set up their own device on the
+# "Two-factor sign-in" page instead, and a superuser can only reset one (a lost phone).
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
+
+
+@admin.register(TOTPDevice)
+class TwoFactorDeviceAdmin(ReadOnlyAdmin):
+    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_filter = ("confirmed",)
+    search_fields = ("user__username", "user__email")
+    fields = ("user", "name", "confirmed", "created_at", "last_used_at")
+    actions = ["reset"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description=gettext_lazy("Reset two-factor sign-in"), permissions=["delete"])
+    def reset(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
+        count = totp_reset(list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request,
+            ngettext(
+                "Reset for %(count)d staff member: they set it up again at their next sign-in.",
+                "Reset for %(count)d staff members: they set it up again at their next sign-in.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: TOTPDevice) -> None:
+        totp_reset([obj.pk])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
+        totp_reset(list(queryset.values_list("pk", flat=True)))

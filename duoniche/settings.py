@@ -88,6 +88,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_prometheus",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "duoniche.apps.DuonicheConfig",
     "exercises.apps.ExercisesConfig",
     "learning.apps.LearningConfig",
@@ -104,7 +106,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "duoniche.staff_auth.StaffTwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: it turns a locked-out admin login into the lockout page.
@@ -325,6 +329,10 @@ AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 AXES_CLIENT_IP_CALLABLE = "duoniche.staff_auth.client_ip"
 #: Reverse proxies in front of the web process that append to X-Forwarded-For (0: none).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Two-factor sign-in (django-otp, TOTP; duoniche.two_factor): optional for every staff member,
+# required for the members of these groups (e.g. "moderator,support").
+STAFF_TWO_FACTOR_GROUPS = env.list("STAFF_TWO_FACTOR_GROUPS", default=[])
+OTP_TOTP_ISSUER = "DuoNiche"
 
 # --- Internationalisation ---------------------------------------------------------------------
 

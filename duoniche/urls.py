@@ -11,11 +11,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from duoniche import service_views
 from duoniche.api.errors import not_found
+from duoniche.two_factor_views import two_factor_page
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("learning.urls")),
     path("", include("payments.urls")),
     path("", include("notifications.urls")),
+    path("admin/two-factor/", admin.site.admin_view(two_factor_page), name="two_factor"),
     path("admin/", admin.site.urls),
     # The API keeps no-redirect slashes (APPEND_SLASH is off); a person typing /admin is helped.
     path("admin", RedirectView.as_view(url="/admin/", permanent=True)),

@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from duoniche import dashboard, svg
 from duoniche.dashboard import dashboard_build
@@ -469,6 +470,8 @@ NOT_CREATED = {
 def test_every_admin_changelist_change_page_search_and_filter_opens(dataset, admin_client, today):
     # A failed sign-in, so that the lockout's audit pages (django-axes) have a row to open.
     Client().post(reverse("admin:login"), {"username": "nobody", "password": "wrong"})
+    phone_owner = User.objects.create_user("phone-owner", is_staff=True)
+    TOTPDevice.objects.create(user=phone_owner, name="phone")  # a two-factor device to open
     missing = set()
     for model, model_admin in admin.site._registry.items():
         opts = model._meta
