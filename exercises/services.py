@@ -12,10 +12,12 @@ from django.utils import timezone
 
 from duoniche.enums import ExerciseSource, ExerciseStatus, ExerciseType, ReviewSource
 from duoniche.rows import Statement
+from exercises.answers import CanonicalAnswer
 from exercises.bank import BankItem
 from exercises.content import answer_text, text_hash
 from exercises.drafts import Draft
-from exercises.models import Exercise, ExerciseAnswer, ExerciseReview
+from exercises.models import Exercise, ExerciseReview
+from exercises.verdicts import verdict_reference_create, verdict_reference_feedback_set
 
 
 @transaction.atomic
@@ -51,22 +53,17 @@ def exercise_create(
         created_at=now,
     )
     text = answer_text(exercise_type, correct_answer)
-    ExerciseAnswer.objects.create(
+    verdict_reference_create(
         exercise=exercise,
-        answer=correct_answer,
-        answer_text=text,
-        answer_key=text_hash(text),
-        is_correct=True,
-        feedback=_reference_feedback(exercise_type, data),
-        feedback_language="",
-        is_reference=True,
+        answer=CanonicalAnswer(answer=correct_answer, text=text, key=text_hash(text)),
+        feedback=reference_feedback(exercise_type, data),
         created_by=created_by,
-        created_at=now,
+        now=now,
     )
     return exercise
 
 
-def _reference_feedback(exercise_type: str, data: dict[str, Any]) -> str:
+def reference_feedback(exercise_type: str, data: dict[str, Any]) -> str:
     if exercise_type == ExerciseType.CHOOSE_ACCENT:
         return str(data.get("meaning") or "")
     return ""
@@ -170,8 +167,8 @@ def _update_from_item(exercise: Exercise, item: BankItem, now: datetime) -> bool
         return False
     exercise.save(update_fields=[*changed, "updated_at"])
     if item.exercise_type == ExerciseType.CHOOSE_ACCENT:
-        ExerciseAnswer.objects.filter(exercise=exercise, is_reference=True).update(
-            feedback=item.data["meaning"] or "", updated_at=now
+        verdict_reference_feedback_set(
+            exercise_id=exercise.pk, feedback=item.data["meaning"] or "", now=now
         )
     return True
 

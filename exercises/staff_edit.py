@@ -30,7 +30,8 @@ from exercises.moderation import (
     staff_name,
     staff_record,
 )
-from exercises.services import _reference_feedback, exercise_save_content
+from exercises.services import exercise_save_content, reference_feedback
+from exercises.verdicts import verdict_reference_replace, verdicts_delete
 
 
 def _judged_context(exercise_type: str, data: dict[str, Any], correct: dict[str, Any]) -> Any:
@@ -191,25 +192,13 @@ def _replace_reference(
         data=item.data,
         submitted=item.correct_answer,
     )
-    feedback = _reference_feedback(exercise.exercise_type, item.data)
-    if reference is not None and reference.answer_key == matched.key:
-        reference.answer = matched.answer
-        reference.feedback = feedback
-        reference.save(update_fields=["answer", "feedback", "updated_at"])
-        return
-    if reference is not None:
-        reference.delete()  # its attempts keep their copies
-    ExerciseAnswer.objects.create(
+    verdict_reference_replace(
         exercise=exercise,
-        answer=matched.answer,
-        answer_text=matched.text,
-        answer_key=matched.key,
-        is_correct=True,
-        feedback=feedback,
-        feedback_language="",
-        is_reference=True,
+        reference=reference,
+        answer=matched,
+        feedback=reference_feedback(exercise.exercise_type, item.data),
         created_by=staff_name(user),
-        created_at=now,
+        now=now,
     )
 
 
@@ -226,6 +215,5 @@ def _drop_stale_verdicts(*, exercise: Exercise, keep_judgements: bool) -> int:
         for verdict in exercise.verdicts.filter(is_reference=False).only("pk", "answer")
         if not keep_judgements or not answer_holds(exercise, verdict.answer)
     ]
-    if stale:
-        ExerciseAnswer.objects.filter(pk__in=stale).delete()  # attempts: verdict set to null
+    verdicts_delete(stale)  # their attempts keep their copies
     return len(stale)

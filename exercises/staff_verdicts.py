@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from exercises.answers import AnswerNotInOptions, AnswerShapeError, canonical_answer
 from exercises.models import Exercise, ExerciseAnswer
 from exercises.moderation import answer_object, exercise_locked, staff_name, staff_record
-from exercises.verdicts import clean_feedback
+from exercises.verdicts import verdict_accepted_create, verdict_judgement_set, verdicts_delete
 
 
 @transaction.atomic
@@ -49,19 +49,8 @@ def exercise_add_accepted_answer(
         raise ValidationError(
             _("%(answer)r is already accepted.") % {"answer": matched.text}, code="already_correct"
         )
-    exercise.verdicts.filter(answer_key=matched.key).delete()
-    _drop_automatic_verdicts(exercise.pk)
-    verdict = ExerciseAnswer.objects.create(
-        exercise=exercise,
-        answer=matched.answer,
-        answer_text=matched.text,
-        answer_key=matched.key,
-        is_correct=True,
-        feedback="",
-        feedback_language="",
-        error_tags=None,
-        created_by=staff_name(user),
-        created_at=now,
+    verdict = verdict_accepted_create(
+        exercise=exercise, answer=matched, created_by=staff_name(user), now=now
     )
     staff_record(
         exercise_id=exercise.pk,
@@ -73,14 +62,6 @@ def exercise_add_accepted_answer(
         analysis={"answer": matched.answer, "verdict_id": verdict.pk},
     )
     return verdict
-
-
-def _drop_automatic_verdicts(exercise_id: int) -> None:
-    """The correct answers changed: automatic verdicts list them in their feedback, so they go
-    (the next wrong answer rebuilds its verdict with the new list)."""
-    ExerciseAnswer.objects.filter(
-        exercise_id=exercise_id, is_correct=False, created_by__startswith="auto:"
-    ).delete()
 
 
 def verdict_staff_edit_check(*, verdict: ExerciseAnswer, is_correct: bool) -> None:
@@ -103,11 +84,7 @@ def verdict_staff_edit(
     verdict = ExerciseAnswer.objects.select_for_update().get(pk=verdict_id)
     verdict_staff_edit_check(verdict=verdict, is_correct=is_correct)
     previous = {"is_correct": verdict.is_correct, "feedback": verdict.feedback}
-    verdict.is_correct = is_correct
-    verdict.feedback = clean_feedback(feedback)
-    verdict.save(update_fields=["is_correct", "feedback", "updated_at"])
-    if verdict.is_correct != previous["is_correct"]:
-        _drop_automatic_verdicts(verdict.exercise_id)
+    verdict_judgement_set(verdict=verdict, is_correct=is_correct, feedback=feedback)
     _record_verdict(verdict=verdict, action="verdict_edit", user=user, now=now, previous=previous)
     return verdict
 
@@ -125,7 +102,7 @@ def verdict_staff_delete(*, verdict_id: int, user: AbstractBaseUser, now: dateti
         "feedback": verdict.feedback,
         "created_by": verdict.created_by,
     }
-    verdict.delete()
+    verdicts_delete([verdict.pk])
     _record_verdict(verdict=verdict, action="verdict_delete", user=user, now=now, previous=previous)
 
 

@@ -1,360 +1,35 @@
-"""Verdicts: reuse a stored judgement of an answer, or create one.
+"""The one write path of stored verdicts (`ExerciseAnswer`): every insert, change and delete.
 
-The verdict cache holds one row per (exercise, canonical answer, feedback language). A correct row
-is reused in every language; an incorrect one in its own language. Otherwise a new row comes from
-an automatic verdict (accent, story), a translation of an existing row's feedback, or the LLM
-validator. When the needed LLM purpose is disabled or the model fails, the deterministic verdict is
-returned instead and not stored, so a later LLM-backed call can still write real feedback.
-
-A validator's "correct" is never stored: no accepted verdict of that answer exists (it would have
-been reused), so the model contradicts the exercise's reference. That verdict counts for its
-learner only (their attempt and response), the exercise goes to the moderators' queue
-(`exercise_flag_disputed_answer`), and the answer is reused as correct for others only once a
-moderator accepts it (`exercises.moderation.exercise_add_accepted_answer`). Until then each learner
-giving it is judged afresh. A model talked into "correct" by one learner cannot pass that verdict
-on (issue 10, item 8).
-
-Creation runs under the cache lock `verdict:<exercise>:<answer_key>:<feedback_language>`: the
-winner calls the model (outside any transaction) and inserts; the others poll for the row and reuse
-it. The insert is insert-or-get on `uniq_verdict_answer_language`, the final guarantee. The
-validator itself is additionally serialised per (exercise, answer_key), so concurrent learners with
-different languages get one validation and one translation rather than two validations.
+Who decides what to write lives elsewhere: `exercises.judging` judges learners' answers (reuse, the
+LLM validator, translations, automatic verdicts), `exercises.services` creates an exercise with
+its reference verdict, and `exercises.staff_edit` / `exercises.staff_verdicts` carry a
+moderator's changes. They all call this module. Callers own the transaction; the inserts of
+learners' verdicts are insert-or-get on `uniq_verdict_answer_language`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from django.core.cache import cache
-from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
+from django.db import IntegrityError, transaction
 
-from duoniche import llm
-from duoniche.enums import ExerciseStatus, ExerciseType, LLMPurpose, ReviewSource
-from duoniche.rows import Statement, instance_from_row, select_list
+from duoniche.rows import Statement
 from duoniche.telegram_html import clean_telegram_html, truncate_visible
-from duoniche.texts import render
-from exercises.answers import (
-    CanonicalAnswer,
-    answered_exercise_text,
-    automatic_feedback,
-    deterministic_feedback,
-)
-from exercises.content import BLANK, public_data
-from exercises.models import Exercise, ExerciseAnswer, ExerciseReview
-from exercises.prompts import data_tag, language_name, neutralise
-from exercises.prompts.translate import TRANSLATE_FEEDBACK
-from exercises.prompts.validate import VALIDATORS
-from exercises.services import exercise_attempt_counted, exercise_change_status
-from exercises.tags import ACCENT_TAG, GRAMMAR_TAGS, LISTENING_TAG, VOCABULARY_TAGS
+from exercises.answers import CanonicalAnswer
+from exercises.models import Exercise, ExerciseAnswer
 
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-LOCK_TTL_SECONDS = 150
-WAIT_SECONDS = 60.0
-POLL_SECONDS = 0.25
 FEEDBACK_MAX_VISIBLE = 1500
-#: Types whose wrong answers get an automatic verdict and are never sent to a model.
-AUTOMATIC_TAGS: dict[str, str] = {
-    ExerciseType.CHOOSE_ACCENT: ACCENT_TAG,
-    ExerciseType.STORY_COMPREHENSION: LISTENING_TAG,
-}
-TRANSLATION_SOURCE_LANGUAGE = "en"
-_GRAMMAR = frozenset(GRAMMAR_TAGS)
-_VOCABULARY = frozenset(VOCABULARY_TAGS)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A judgement of one answer; `verdict_id` is None for the (unstored) deterministic one."""
-
-    is_correct: bool
-    feedback: str
-    error_tags: dict[str, Any] | None
-    verdict_id: int | None
-
-    @classmethod
-    def from_row(cls, row: ExerciseAnswer) -> Verdict:
-        return cls(
-            is_correct=row.is_correct,
-            feedback=row.feedback,
-            error_tags=row.error_tags,
-            verdict_id=row.pk,
-        )
-
-
-def accepted_verdicts_sql(exercise_alias: str) -> str:
-    """A scalar subquery for a statement that reads exercise `exercise_alias`: its correct verdicts.
-
-    They are few (the reference and the answers accepted since), and a correct row is reused in
-    every language, so a reader of the exercise can judge the usual, correct answer without
-    another statement. Decode the column with `accepted_verdicts`.
-    """
-    return (
-        "(SELECT json_agg(json_build_array(v.answer_key, v.id, v.feedback, v.error_tags) "  # noqa: S608
-        "ORDER BY v.is_reference DESC, v.created_at, v.id) "
-        f"FROM {ExerciseAnswer._meta.db_table} v "
-        f"WHERE v.exercise_id = {exercise_alias}.id AND v.is_correct)"
-    )
-
-
-def accepted_verdicts(column: Any) -> dict[str, Verdict]:
-    """The `accepted_verdicts_sql` column as {answer key: verdict}, the preferred row per key."""
-    if isinstance(column, str):
-        column = json.loads(column)
-    accepted: dict[str, Verdict] = {}
-    for answer_key, verdict_id, feedback, error_tags in column or []:
-        accepted.setdefault(
-            answer_key,
-            Verdict(
-                is_correct=True, feedback=feedback, error_tags=error_tags, verdict_id=verdict_id
-            ),
-        )
-    return accepted
-
-
-def _rows(exercise: Exercise, answer_key: str) -> list[ExerciseAnswer]:
-    """The stored verdicts of one answer, oldest first.
-
-    Written out (parameterised) because it runs on every validation and the ORM's compilation
-    cost more than the indexed lookup.
-    """
-    statement = (
-        f"SELECT {select_list(ExerciseAnswer, 'v')} FROM {ExerciseAnswer._meta.db_table} v "  # noqa: S608
-        "WHERE v.exercise_id = %s AND v.answer_key = %s ORDER BY v.created_at, v.id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [exercise.pk, answer_key])
-        return [instance_from_row(ExerciseAnswer, row) for row in cursor.fetchall()]
-
-
-def _reusable(rows: list[ExerciseAnswer], feedback_language: str) -> ExerciseAnswer | None:
-    """A correct row in any language (the reference first), else a row in the reader's language."""
-    correct = sorted((row for row in rows if row.is_correct), key=lambda row: not row.is_reference)
-    if correct:
-        return correct[0]
-    return next((row for row in rows if row.feedback_language == feedback_language), None)
-
-
-def verdict_for_answer(
-    *, exercise: Exercise, answer: CanonicalAnswer, user_id: int, user_language: str
-) -> Verdict:
-    """The verdict for a canonical answer read in `user_language`: reused, created or fallback.
-
-    (A caller that read the exercise's correct verdicts with `accepted_verdicts_sql` checks those
-    first.) Never call inside a transaction: it may call the LLM.
-    """
-    rows = _rows(exercise, answer.key)
-    found = _reusable(rows, user_language)
-    if found is not None:
-        return Verdict.from_row(found)
-    if exercise.exercise_type in AUTOMATIC_TAGS:
-        return Verdict.from_row(
-            verdict_insert_automatic(
-                exercise=exercise, answer=answer, user_id=user_id, feedback_language=user_language
-            )
-        )
-    purpose = LLMPurpose.TRANSLATION if rows else LLMPurpose.VALIDATION
-    if not llm.purpose_enabled(purpose):
-        return deterministic_verdict(exercise=exercise, answer=answer)
-
-    def ready() -> Verdict | None:
-        row = _reusable(_rows(exercise, answer.key), user_language)
-        return Verdict.from_row(row) if row is not None else None
-
-    return _under_lock(
-        f"verdict:{exercise.pk}:{answer.key}:{user_language}",
-        ready=ready,
-        produce=lambda: _produce(
-            exercise=exercise, answer=answer, user_id=user_id, user_language=user_language
-        ),
-    )
-
-
-def _under_lock(key: str, *, ready: Callable[[], T | None], produce: Callable[[], T]) -> T:
-    """Run `produce` holding the cache lock `key`, unless `ready` finds the result first.
-
-    While someone else holds the lock, poll `ready` every 250 ms; after 60 s produce anyway.
-    """
-    token = uuid.uuid4().hex
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        if cache.add(key, token, LOCK_TTL_SECONDS):
-            try:
-                found = ready()
-                return found if found is not None else produce()
-            finally:
-                if cache.get(key) == token:
-                    cache.delete(key)
-        if time.monotonic() >= deadline:
-            logger.warning("gave up waiting for %s; producing the verdict here", key)
-            return produce()
-        time.sleep(POLL_SECONDS)
-        found = ready()
-        if found is not None:
-            return found
-
-
-def _produce(
-    *, exercise: Exercise, answer: CanonicalAnswer, user_id: int, user_language: str
-) -> Verdict:
-    rows = _rows(exercise, answer.key)
-    if not rows:
-        # One validation per answer whatever the language: a concurrent learner with another
-        # language waits for it, then translates.
-        def validated_rows() -> Verdict | list[ExerciseAnswer] | None:
-            return _rows(exercise, answer.key) or None
-
-        def validate() -> Verdict | list[ExerciseAnswer]:
-            return _validate(
-                exercise=exercise, answer=answer, user_id=user_id, user_language=user_language
-            )
-
-        outcome: Verdict | list[ExerciseAnswer] = _under_lock(
-            f"verdict:{exercise.pk}:{answer.key}",
-            ready=validated_rows,
-            produce=validate,
-        )
-        if isinstance(outcome, Verdict):
-            return outcome
-        rows = outcome
-        found = _reusable(rows, user_language)
-        if found is not None:
-            return Verdict.from_row(found)
-    return _translate(
-        exercise=exercise, answer=answer, sources=rows, feedback_language=user_language
-    )
-
-
-def _vocabulary(exercise: Exercise) -> list[str]:
-    tags = exercise.grammar_tags if isinstance(exercise.grammar_tags, dict) else {}
-    vocabulary = tags.get("vocabulary") or []
-    return [str(tag) for tag in vocabulary] if isinstance(vocabulary, list) else []
-
-
-def allowed_error_tags(tags: dict[str, list[str]] | None) -> dict[str, list[str]]:
-    """Error tags restricted to the vocabularies (anything else the model invented is dropped)."""
-    tags = tags or {}
-    return {
-        "grammar": [tag for tag in tags.get("grammar") or [] if tag in _GRAMMAR],
-        "vocabulary": [tag for tag in tags.get("vocabulary") or [] if tag in _VOCABULARY],
-    }
+#: `created_by` of automatic verdicts (wrong accent and story answers): "auto:<user id>".
+AUTOMATIC_PREFIX = "auto:"
 
 
 def clean_feedback(text: str) -> str:
-    """LLM feedback as stored: the Telegram-HTML subset, at most 1500 visible characters."""
+    """Feedback as stored: the Telegram-HTML subset, at most 1500 visible characters."""
     return truncate_visible(clean_telegram_html(text), FEEDBACK_MAX_VISIBLE)
 
 
-def _validate(
-    *, exercise: Exercise, answer: CanonicalAnswer, user_id: int, user_language: str
-) -> Verdict:
-    """Ask the validator and store its verdict; on failure the deterministic one."""
-    prompt = VALIDATORS[exercise.exercise_type]
-    data = exercise.data
-    values = {
-        "exercise_language": exercise.exercise_language,
-        "user_language": language_name(user_language),
-        "topic": exercise.topic,
-        "task": render(f"task_{exercise.exercise_type}", "en"),
-        "student_answer": data_tag(
-            "student_answer",
-            answered_exercise_text(
-                exercise_type=exercise.exercise_type, data=data, answer=answer.answer
-            ),
-        ),
-    }
-    if exercise.exercise_type == ExerciseType.FILL_IN_THE_BLANK:
-        values["text_with_blanks"] = neutralise(str(data.get("text_with_blanks") or ""))
-        values["words"] = neutralise(", ".join(str(word) for word in data.get("words") or []))
-    else:
-        options = "\n".join(f"- {option}" for option in data.get("options") or [])
-        values["options"] = data_tag("exercise_options", options)
-    try:
-        result = llm.validate_answer(
-            prompt=prompt, values=values, subject=f"exercise:{exercise.pk}"
-        )
-    except llm.LLMError as exc:
-        logger.warning("validation of exercise %s fell back: %s", exercise.pk, type(exc).__name__)
-        return deterministic_verdict(exercise=exercise, answer=answer)
-    if result.is_correct:
-        # No accepted verdict of this answer exists (else it would have been reused), so the
-        # model contradicts the reference: the learner gets its verdict, nobody else until a
-        # moderator accepts the answer.
-        exercise_flag_disputed_answer(
-            exercise_id=exercise.pk, answer=answer, user_id=user_id, now=timezone.now()
-        )
-        return Verdict(
-            is_correct=True,
-            feedback=clean_feedback(result.feedback),
-            error_tags=allowed_error_tags(result.error_tags),
-            verdict_id=None,
-        )
-    row = verdict_insert(
-        exercise=exercise,
-        answer=answer,
-        is_correct=result.is_correct,
-        feedback=clean_feedback(result.feedback),
-        feedback_language=user_language,
-        error_tags=allowed_error_tags(result.error_tags),
-        created_by=f"LLM:user:{user_id}",
-    )
-    return Verdict.from_row(row)
-
-
-def _translate(
-    *,
-    exercise: Exercise,
-    answer: CanonicalAnswer,
-    sources: list[ExerciseAnswer],
-    feedback_language: str,
-) -> Verdict:
-    """Translate an existing verdict's feedback and store the copy."""
-    source = next(
-        (row for row in sources if row.feedback_language == TRANSLATION_SOURCE_LANGUAGE),
-        sources[0],
-    )
-    translated = ""
-    if source.feedback.strip():
-        values = {
-            "exercise_language": exercise.exercise_language,
-            "user_language": language_name(feedback_language),
-            "exercise_data": data_tag(
-                "exercise_data",
-                json.dumps(public_data(exercise.exercise_type, exercise.data), ensure_ascii=False),
-            ),
-            "student_answer": data_tag("student_answer", answer.text),
-            "original_feedback": data_tag("original_feedback", source.feedback),
-        }
-        try:
-            translated = llm.translate_feedback(
-                prompt=TRANSLATE_FEEDBACK, values=values, subject=f"exercise:{exercise.pk}"
-            )
-        except llm.LLMError as exc:
-            logger.warning(
-                "translation for exercise %s fell back: %s", exercise.pk, type(exc).__name__
-            )
-            return deterministic_verdict(exercise=exercise, answer=answer)
-    row = verdict_insert_translation(
-        exercise=exercise,
-        answer=answer,
-        source=source,
-        feedback=clean_feedback(translated),
-        feedback_language=feedback_language,
-    )
-    return Verdict.from_row(row)
-
-
-# --- writes -----------------------------------------------------------------------------------
+# --- learners' answers ----------------------------------------------------------------------------
 
 
 def verdict_insert(
@@ -387,132 +62,111 @@ def verdict_insert(
         )
 
 
-#: What the moderators' queue shows for a disputed answer (the assessor's suggestion column).
-DISPUTED_ANSWER_ACTION = "ADD_CORRECT_ANSWER_AND_ADMIN_REVIEW"
+def verdict_counted(verdict_id: int) -> Statement:
+    """The increment counting one recorded attempt that used the verdict.
 
-
-def exercise_flag_disputed_answer(
-    *, exercise_id: int, answer: CanonicalAnswer, user_id: int, now: datetime
-) -> ExerciseReview | None:
-    """The validator judged an answer correct that is not an accepted one: ask a moderator.
-
-    A published exercise goes to `pending_admin_review` (out of selection) with the answer as the
-    suggested revision; accepting it in the admin (`exercise_add_accepted_answer`) stores the
-    correct verdict that everyone then reuses. An exercise that is not published is left alone
-    (it is already out of selection, or a moderator has it), so concurrent or repeated disputes
-    record one review. Returns the review, or None when nothing changed.
-    """
-    return exercise_change_status(
-        exercise_id=exercise_id,
-        new_status=ExerciseStatus.PENDING_ADMIN_REVIEW,
-        source=ReviewSource.QUALITY_MONITOR,
-        now=now,
-        note=f"the validator judged {answer.text!r} correct, which is not an accepted answer",
-        analysis={
-            "action": "validator_disputes_reference",
-            "suggested_action": DISPUTED_ANSWER_ACTION,
-            "suggested_revision": answer.text,
-            "answer": answer.answer,
-            "user_id": user_id,
-        },
-        expected_status=ExerciseStatus.PUBLISHED,
-    )
-
-
-def verdict_insert_translation(
-    *,
-    exercise: Exercise,
-    answer: CanonicalAnswer,
-    source: ExerciseAnswer,
-    feedback: str,
-    feedback_language: str,
-) -> ExerciseAnswer:
-    """A translated copy of `source` (same judgement and tags) for another feedback language."""
-    return verdict_insert(
-        exercise=exercise,
-        answer=answer,
-        is_correct=source.is_correct,
-        feedback=feedback,
-        feedback_language=feedback_language,
-        error_tags=source.error_tags,
-        created_by=f"translated_answer:{source.pk}",
-    )
-
-
-def _correct_texts(exercise: Exercise) -> list[str]:
-    texts = ExerciseAnswer.objects.filter(exercise=exercise, is_correct=True).order_by(
-        "-is_reference", "created_at", "pk"
-    )
-    return list(dict.fromkeys(texts.values_list("answer_text", flat=True)))
-
-
-def verdict_insert_automatic(
-    *, exercise: Exercise, answer: CanonicalAnswer, user_id: int, feedback_language: str
-) -> ExerciseAnswer:
-    """The automatic verdict of a wrong accent or story answer."""
-    return verdict_insert(
-        exercise=exercise,
-        answer=answer,
-        is_correct=False,
-        feedback=automatic_feedback(
-            exercise_type=exercise.exercise_type,
-            data=exercise.data,
-            correct_texts=_correct_texts(exercise),
-        ),
-        feedback_language=feedback_language,
-        error_tags={
-            "grammar": [AUTOMATIC_TAGS[exercise.exercise_type]],
-            "vocabulary": _vocabulary(exercise),
-        },
-        created_by=f"auto:{user_id}",
-    )
-
-
-def _reference_answer(exercise: Exercise) -> dict[str, Any]:
-    reference = (
-        ExerciseAnswer.objects.filter(exercise=exercise, is_correct=True)
-        .order_by("-is_reference", "created_at", "pk")
-        .values_list("answer", flat=True)
-        .first()
-    )
-    if isinstance(reference, dict):
-        return reference
-    data = exercise.data  # no correct verdict at all: the stored order puts the correct first
-    if exercise.exercise_type == ExerciseType.FILL_IN_THE_BLANK:
-        blanks = str(data.get("text_with_blanks") or "").count(BLANK) or 1
-        return {"words": list(data.get("words") or [])[:blanks]}
-    return {"answer": (data.get("options") or [""])[0]}
-
-
-def deterministic_verdict(*, exercise: Exercise, answer: CanonicalAnswer) -> Verdict:
-    """The no-LLM verdict: correct iff it is the reference answer; not stored."""
-    reference = _reference_answer(exercise)
-    is_correct = answer.answer == reference
-    return Verdict(
-        is_correct=is_correct,
-        feedback=""
-        if is_correct
-        else deterministic_feedback(
-            exercise_type=exercise.exercise_type, data=exercise.data, reference=reference
-        ),
-        error_tags={"grammar": [], "vocabulary": _vocabulary(exercise)},
-        verdict_id=None,
-    )
-
-
-def verdict_attempt_counted(*, exercise_id: int, verdict_id: int | None) -> list[Statement]:
-    """The increments counting one recorded attempt on the exercise and on the verdict it used.
-
-    Statements, not a write: the caller runs them inside the write that records the attempt
+    A statement, not a write: the caller runs it inside the write that records the attempt
     (`duoniche.rows.run_with`), so both land or neither does, in one round trip.
     """
-    statements = [exercise_attempt_counted(exercise_id=exercise_id)]
-    if verdict_id is not None:
-        statements.append(
-            Statement(
-                f"UPDATE {ExerciseAnswer._meta.db_table} "  # noqa: S608
-                "SET attempts_count = attempts_count + 1 WHERE id = %s",
-                (verdict_id,),
-            )
-        )
-    return statements
+    return Statement(
+        f"UPDATE {ExerciseAnswer._meta.db_table} "  # noqa: S608
+        "SET attempts_count = attempts_count + 1 WHERE id = %s",
+        (verdict_id,),
+    )
+
+
+# --- the reference answer -------------------------------------------------------------------------
+
+
+def verdict_reference_create(
+    *, exercise: Exercise, answer: CanonicalAnswer, feedback: str, created_by: str, now: datetime
+) -> ExerciseAnswer:
+    """The exercise's reference verdict: its canonical correct answer, in every language."""
+    return ExerciseAnswer.objects.create(
+        exercise=exercise,
+        answer=answer.answer,
+        answer_text=answer.text,
+        answer_key=answer.key,
+        is_correct=True,
+        feedback=feedback,
+        feedback_language="",
+        is_reference=True,
+        created_by=created_by,
+        created_at=now,
+    )
+
+
+def verdict_reference_replace(
+    *,
+    exercise: Exercise,
+    reference: ExerciseAnswer | None,
+    answer: CanonicalAnswer,
+    feedback: str,
+    created_by: str,
+    now: datetime,
+) -> None:
+    """A new correct answer becomes the reference (the row is kept if it is the same answer)."""
+    if reference is not None and reference.answer_key == answer.key:
+        reference.answer = answer.answer
+        reference.feedback = feedback
+        reference.save(update_fields=["answer", "feedback", "updated_at"])
+        return
+    if reference is not None:
+        reference.delete()  # its attempts keep their copies
+    verdict_reference_create(
+        exercise=exercise, answer=answer, feedback=feedback, created_by=created_by, now=now
+    )
+
+
+def verdict_reference_feedback_set(*, exercise_id: int, feedback: str, now: datetime) -> None:
+    """The reference's feedback follows the exercise (an accent exercise's meaning)."""
+    ExerciseAnswer.objects.filter(exercise_id=exercise_id, is_reference=True).update(
+        feedback=feedback, updated_at=now
+    )
+
+
+# --- a moderator's changes ------------------------------------------------------------------------
+
+
+def verdict_accepted_create(
+    *, exercise: Exercise, answer: CanonicalAnswer, created_by: str, now: datetime
+) -> ExerciseAnswer:
+    """Another accepted answer: a language-neutral correct verdict replacing its judgements."""
+    ExerciseAnswer.objects.filter(exercise=exercise, answer_key=answer.key).delete()
+    verdicts_drop_automatic(exercise.pk)
+    return ExerciseAnswer.objects.create(
+        exercise=exercise,
+        answer=answer.answer,
+        answer_text=answer.text,
+        answer_key=answer.key,
+        is_correct=True,
+        feedback="",
+        feedback_language="",
+        error_tags=None,
+        created_by=created_by,
+        created_at=now,
+    )
+
+
+def verdict_judgement_set(*, verdict: ExerciseAnswer, is_correct: bool, feedback: str) -> None:
+    """A moderator's judgement and feedback (cleaned); `created_by` is kept."""
+    changed = verdict.is_correct != is_correct
+    verdict.is_correct = is_correct
+    verdict.feedback = clean_feedback(feedback)
+    verdict.save(update_fields=["is_correct", "feedback", "updated_at"])
+    if changed:
+        verdicts_drop_automatic(verdict.exercise_id)
+
+
+def verdicts_drop_automatic(exercise_id: int) -> None:
+    """The correct answers changed: automatic verdicts list them in their feedback, so they go
+    (the next wrong answer rebuilds its verdict with the new list)."""
+    ExerciseAnswer.objects.filter(
+        exercise_id=exercise_id, is_correct=False, created_by__startswith=AUTOMATIC_PREFIX
+    ).delete()
+
+
+def verdicts_delete(verdict_ids: list[int]) -> None:
+    """Delete stored verdicts; the attempts that used them keep their copies (verdict → null)."""
+    if verdict_ids:
+        ExerciseAnswer.objects.filter(pk__in=verdict_ids).delete()

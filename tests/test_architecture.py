@@ -51,16 +51,6 @@ WRITE_PATHS: dict[str, str] = {
     "otp_totp.TOTPDevice": "duoniche/two_factor.py",
 }
 
-#: Not yet one path: other modules of the owning app that still write the model, and why. This list
-#: only shrinks; a module of another app can never be on it (a test says so).
-SAME_APP_WRITERS: dict[str, dict[str, str]] = {
-    "exercises.ExerciseAnswer": {
-        "exercises/services.py": "an exercise and its reference verdict: one transaction",
-        "exercises/staff_edit.py": "a staff edit replaces the reference and drops stale verdicts",
-        "exercises/staff_verdicts.py": "staff accept, correct and delete learners' answers",
-    },
-}
-
 WRITE_METHODS = {
     "create",
     "bulk_create",
@@ -317,7 +307,7 @@ def write_path_violations(files: dict[str, str]) -> list[str]:
     for path, source in files.items():
         writes = module_writes(source)
         for label, line in sorted(writes.models.items()):
-            if WRITE_PATHS.get(label) != path and path not in SAME_APP_WRITERS.get(label, {}):
+            if WRITE_PATHS.get(label) != path:
                 problems.append(
                     f"{path}:{line} writes {label} (its write path: "
                     f"{WRITE_PATHS.get(label, 'none listed')})"
@@ -477,12 +467,6 @@ def test_every_model_of_ours_has_one_write_path():
     labels = {model._meta.label for model in our_models().values()}
     assert labels == set(WRITE_PATHS)
     assert all((ROOT / path).exists() for path in WRITE_PATHS.values())
-
-
-def test_the_stopgap_writers_belong_to_the_models_app():
-    for label, modules in SAME_APP_WRITERS.items():
-        assert all(module.split("/", 1)[0] == label.split(".", 1)[0] for module in modules)
-        assert all((ROOT / module).exists() for module in modules)
 
 
 def test_only_its_service_module_writes_a_model():
