@@ -28,9 +28,8 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.core.cache import cache
 from django.db import connection
@@ -43,17 +42,20 @@ from duoniche.texts import render
 from exercises.answers import (
     CanonicalAnswer,
     answered_exercise_text,
-    automatic_feedback,
-    deterministic_feedback,
 )
-from exercises.content import BLANK, public_data
+from exercises.automatic_verdicts import (
+    AUTOMATIC_TAGS,
+    deterministic_verdict,
+    verdict_insert_automatic,
+)
+from exercises.content import public_data
 from exercises.models import Exercise, ExerciseAnswer, ExerciseReview
 from exercises.prompts import data_tag, language_name, neutralise
 from exercises.prompts.translate import TRANSLATE_FEEDBACK
 from exercises.prompts.validate import VALIDATORS
 from exercises.services import exercise_attempt_counted, exercise_change_status
-from exercises.tags import ACCENT_TAG, GRAMMAR_TAGS, LISTENING_TAG, VOCABULARY_TAGS
-from exercises.verdicts import AUTOMATIC_PREFIX, clean_feedback, verdict_counted, verdict_insert
+from exercises.tags import GRAMMAR_TAGS, VOCABULARY_TAGS
+from exercises.verdicts import Verdict, clean_feedback, verdict_counted, verdict_insert
 
 logger = logging.getLogger(__name__)
 
@@ -62,63 +64,9 @@ T = TypeVar("T")
 LOCK_TTL_SECONDS = 150
 WAIT_SECONDS = 60.0
 POLL_SECONDS = 0.25
-#: Types whose wrong answers get an automatic verdict and are never sent to a model.
-AUTOMATIC_TAGS: dict[str, str] = {
-    ExerciseType.CHOOSE_ACCENT: ACCENT_TAG,
-    ExerciseType.STORY_COMPREHENSION: LISTENING_TAG,
-}
 TRANSLATION_SOURCE_LANGUAGE = "en"
 _GRAMMAR = frozenset(GRAMMAR_TAGS)
 _VOCABULARY = frozenset(VOCABULARY_TAGS)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A judgement of one answer; `verdict_id` is None for the (unstored) deterministic one."""
-
-    is_correct: bool
-    feedback: str
-    error_tags: dict[str, Any] | None
-    verdict_id: int | None
-
-    @classmethod
-    def from_row(cls, row: ExerciseAnswer) -> Verdict:
-        return cls(
-            is_correct=row.is_correct,
-            feedback=row.feedback,
-            error_tags=row.error_tags,
-            verdict_id=row.pk,
-        )
-
-
-def accepted_verdicts_sql(exercise_alias: str) -> str:
-    """A scalar subquery for a statement that reads exercise `exercise_alias`: its correct verdicts.
-
-    They are few (the reference and the answers accepted since), and a correct row is reused in
-    every language, so a reader of the exercise can judge the usual, correct answer without
-    another statement. Decode the column with `accepted_verdicts`.
-    """
-    return (
-        "(SELECT json_agg(json_build_array(v.answer_key, v.id, v.feedback, v.error_tags) "  # noqa: S608
-        "ORDER BY v.is_reference DESC, v.created_at, v.id) "
-        f"FROM {ExerciseAnswer._meta.db_table} v "
-        f"WHERE v.exercise_id = {exercise_alias}.id AND v.is_correct)"
-    )
-
-
-def accepted_verdicts(column: Any) -> dict[str, Verdict]:
-    """The `accepted_verdicts_sql` column as {answer key: verdict}, the preferred row per key."""
-    if isinstance(column, str):
-        column = json.loads(column)
-    accepted: dict[str, Verdict] = {}
-    for answer_key, verdict_id, feedback, error_tags in column or []:
-        accepted.setdefault(
-            answer_key,
-            Verdict(
-                is_correct=True, feedback=feedback, error_tags=error_tags, verdict_id=verdict_id
-            ),
-        )
-    return accepted
 
 
 def _rows(exercise: Exercise, answer_key: str) -> list[ExerciseAnswer]:
@@ -232,12 +180,6 @@ def _produce(
     return _translate(
         exercise=exercise, answer=answer, sources=rows, feedback_language=user_language
     )
-
-
-def _vocabulary(exercise: Exercise) -> list[str]:
-    tags = exercise.grammar_tags if isinstance(exercise.grammar_tags, dict) else {}
-    vocabulary = tags.get("vocabulary") or []
-    return [str(tag) for tag in vocabulary] if isinstance(vocabulary, list) else []
 
 
 def allowed_error_tags(tags: dict[str, list[str]] | None) -> dict[str, list[str]]:
@@ -397,67 +339,6 @@ def verdict_insert_translation(
         feedback_language=feedback_language,
         error_tags=source.error_tags,
         created_by=f"translated_answer:{source.pk}",
-    )
-
-
-def _correct_texts(exercise: Exercise) -> list[str]:
-    texts = ExerciseAnswer.objects.filter(exercise=exercise, is_correct=True).order_by(
-        "-is_reference", "created_at", "pk"
-    )
-    return list(dict.fromkeys(texts.values_list("answer_text", flat=True)))
-
-
-def verdict_insert_automatic(
-    *, exercise: Exercise, answer: CanonicalAnswer, user_id: int, feedback_language: str
-) -> ExerciseAnswer:
-    """The automatic verdict of a wrong accent or story answer."""
-    return verdict_insert(
-        exercise=exercise,
-        answer=answer,
-        is_correct=False,
-        feedback=automatic_feedback(
-            exercise_type=exercise.exercise_type,
-            data=exercise.data,
-            correct_texts=_correct_texts(exercise),
-        ),
-        feedback_language=feedback_language,
-        error_tags={
-            "grammar": [AUTOMATIC_TAGS[exercise.exercise_type]],
-            "vocabulary": _vocabulary(exercise),
-        },
-        created_by=f"{AUTOMATIC_PREFIX}{user_id}",
-    )
-
-
-def _reference_answer(exercise: Exercise) -> dict[str, Any]:
-    reference = (
-        ExerciseAnswer.objects.filter(exercise=exercise, is_correct=True)
-        .order_by("-is_reference", "created_at", "pk")
-        .values_list("answer", flat=True)
-        .first()
-    )
-    if isinstance(reference, dict):
-        return reference
-    data = exercise.data  # no correct verdict at all: the stored order puts the correct first
-    if exercise.exercise_type == ExerciseType.FILL_IN_THE_BLANK:
-        blanks = str(data.get("text_with_blanks") or "").count(BLANK) or 1
-        return {"words": list(data.get("words") or [])[:blanks]}
-    return {"answer": (data.get("options") or [""])[0]}
-
-
-def deterministic_verdict(*, exercise: Exercise, answer: CanonicalAnswer) -> Verdict:
-    """The no-LLM verdict: correct iff it is the reference answer; not stored."""
-    reference = _reference_answer(exercise)
-    is_correct = answer.answer == reference
-    return Verdict(
-        is_correct=is_correct,
-        feedback=""
-        if is_correct
-        else deterministic_feedback(
-            exercise_type=exercise.exercise_type, data=exercise.data, reference=reference
-        ),
-        error_tags={"grammar": [], "vocabulary": _vocabulary(exercise)},
-        verdict_id=None,
     )
 
 

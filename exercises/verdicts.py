@@ -1,4 +1,5 @@
-"""The one write path of stored verdicts (`ExerciseAnswer`): every insert, change and delete.
+"""Stored verdicts (`ExerciseAnswer`): their value type, the read of an exercise's accepted
+answers, and the one write path: every insert, change and delete.
 
 Who decides what to write lives elsewhere: `exercises.judging` judges learners' answers (reuse, the
 LLM validator, translations, automatic verdicts), `exercises.services` creates an exercise with
@@ -9,6 +10,8 @@ learners' verdicts are insert-or-get on `uniq_verdict_answer_language`.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +25,55 @@ from exercises.models import Exercise, ExerciseAnswer
 FEEDBACK_MAX_VISIBLE = 1500
 #: `created_by` of automatic verdicts (wrong accent and story answers): "auto:<user id>".
 AUTOMATIC_PREFIX = "auto:"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A judgement of one answer; `verdict_id` is None for the (unstored) deterministic one."""
+
+    is_correct: bool
+    feedback: str
+    error_tags: dict[str, Any] | None
+    verdict_id: int | None
+
+    @classmethod
+    def from_row(cls, row: ExerciseAnswer) -> Verdict:
+        return cls(
+            is_correct=row.is_correct,
+            feedback=row.feedback,
+            error_tags=row.error_tags,
+            verdict_id=row.pk,
+        )
+
+
+def accepted_verdicts_sql(exercise_alias: str) -> str:
+    """A scalar subquery for a statement that reads exercise `exercise_alias`: its correct verdicts.
+
+    They are few (the reference and the answers accepted since), and a correct row is reused in
+    every language, so a reader of the exercise can judge the usual, correct answer without
+    another statement. Decode the column with `accepted_verdicts`.
+    """
+    return (
+        "(SELECT json_agg(json_build_array(v.answer_key, v.id, v.feedback, v.error_tags) "  # noqa: S608
+        "ORDER BY v.is_reference DESC, v.created_at, v.id) "
+        f"FROM {ExerciseAnswer._meta.db_table} v "
+        f"WHERE v.exercise_id = {exercise_alias}.id AND v.is_correct)"
+    )
+
+
+def accepted_verdicts(column: Any) -> dict[str, Verdict]:
+    """The `accepted_verdicts_sql` column as {answer key: verdict}, the preferred row per key."""
+    if isinstance(column, str):
+        column = json.loads(column)
+    accepted: dict[str, Verdict] = {}
+    for answer_key, verdict_id, feedback, error_tags in column or []:
+        accepted.setdefault(
+            answer_key,
+            Verdict(
+                is_correct=True, feedback=feedback, error_tags=error_tags, verdict_id=verdict_id
+            ),
+        )
+    return accepted
 
 
 def clean_feedback(text: str) -> str:

@@ -31,14 +31,9 @@ from exercises.answers import (
     canonical_answer,
     for_display,
 )
-from exercises.judging import (
-    Verdict,
-    accepted_verdicts,
-    accepted_verdicts_sql,
-    verdict_attempt_counted,
-    verdict_for_answer,
-)
+from exercises.judging import verdict_attempt_counted, verdict_for_answer
 from exercises.models import Exercise
+from exercises.verdicts import Verdict, accepted_verdicts, accepted_verdicts_sql
 from learning.effective_settings import valid_overrides
 from learning.errors import profile_not_found
 from learning.models import BotProfile, ExerciseAttempt, TelegramUser

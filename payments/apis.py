@@ -12,7 +12,8 @@ from rest_framework.response import Response
 from duoniche.api.schema import BOT_ID, error_responses, id_parameter, text_parameter
 from duoniche.api.views import BotAPIView
 from payments import schemas
-from payments.services import payment_invoice_details, payment_process
+from payments.invoices import payment_invoice_details
+from payments.services import payment_process
 
 SOURCE = text_parameter("source", max_length=50, description="session_unlock, report_donation")
 ITEM_ID = id_parameter(

@@ -9,7 +9,7 @@ asks for a second opinion before anything changes. Two prompts:
 * `assess_pending_accent_word` (choose-accent): how common and well known the word is for the
   learner's level; the stress is not judged. The word comes from a scraped dictionary page.
 
-The accent result is mapped onto `PendingExerciseAnalysis` by `exercises.review`.
+The accent result is mapped onto `PendingExerciseAnalysis` by `exercises.review_assessor`.
 """
 
 from __future__ import annotations
