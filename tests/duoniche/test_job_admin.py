@@ -4,6 +4,8 @@ job runs are pruned by a job of their own."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -119,3 +121,49 @@ def test_prune_deletes_finished_runs_older_than_the_retention(settings):
     left = set(JobRun.objects.exclude(job="job_runs_prune").values_list("pk", flat=True))
     assert left == {at_cutoff.pk, old_running.pk, recent.pk}
     assert not JobRun.objects.filter(pk__in=[old.pk, old_failed.pk]).exists()
+
+
+@pytest.fixture
+def silent_broker():
+    """A TCP port that accepts connections and never answers: a hung Redis."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    finally:
+        listener.close()
+
+
+@pytest.fixture
+def broker_at(monkeypatch):
+    """Point the app's publishing at another broker URL (fresh connection pools)."""
+
+    def point(url: str) -> None:
+        monkeypatch.setitem(current_app.conf, "CELERY_TASK_ALWAYS_EAGER", False)
+        monkeypatch.setitem(current_app.conf, "CELERY_BROKER_URL", url)
+        monkeypatch.setattr(current_app, "_pool", None)
+        monkeypatch.setattr(current_app.amqp, "_producer_pool", None)
+
+    return point
+
+
+@pytest.mark.parametrize("outage", ["refused", "silent"])
+def test_run_now_with_the_broker_down_says_so_quickly(admin_client, broker_at, outage, request):
+    url = (
+        "redis://127.0.0.1:1/0" if outage == "refused" else request.getfixturevalue("silent_broker")
+    )
+    broker_at(url)
+    started = time.monotonic()
+
+    response = run_now(admin_client, "refill_stock")
+
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    [(level, text)] = messages_of(response)
+    assert level == "error"
+    assert "refill_stock was not queued" in text
+    assert "the broker did not take it" in text
+    assert not JobRun.objects.exists()
+    # Bounded by the broker timeouts (docs/configuration.md), never a hung admin request.
+    assert elapsed < 4 * settings.CELERY_BROKER_SOCKET_TIMEOUT + 2, elapsed
