@@ -1,4 +1,5 @@
-"""The learning app: registers its periodic jobs (docs/jobs.md)."""
+"""The learning app: registers its Celery task, its periodic jobs (docs/jobs.md), its dashboard
+section and the answer weight the moderation queue uses."""
 
 from django.apps import AppConfig
 
@@ -7,6 +8,9 @@ class LearningConfig(AppConfig):
     name = "learning"
 
     def ready(self) -> None:
+        # The report task is published by name (report_services cannot import its own task
+        # module); registering it here lets every process, eager ones included, resolve it.
+        import learning.tasks  # noqa: F401
         from exercises.selectors import attempt_weight_register
         from learning.selectors import attempt_weight
 

@@ -23,7 +23,6 @@ from duoniche.enums import ReportStatus
 from learning.admin_forms import plain_text, readable_lines
 from learning.models import ExerciseAttempt, WeeklyReport
 from learning.report_services import Regeneration, report_staff_regenerate
-from learning.tasks import generate_detailed_report  # noqa: F401 (registers it: sent by name)
 
 
 @admin.register(ExerciseAttempt)

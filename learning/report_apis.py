@@ -12,7 +12,6 @@ from duoniche.api.views import BotAPIView
 from learning import report_schemas
 from learning.apis import USER_ID, require_bot
 from learning.report_services import report_request_detailed
-from learning.tasks import generate_detailed_report  # noqa: F401 (registers it: sent by name)
 
 
 class LatestDetailedReportApi(BotAPIView):
