@@ -8,7 +8,7 @@ would; settings are checked with the API's rules (`learning.admin_forms`). The i
 `learning.admin_inlines`, the attempt and weekly-report pages in `learning.report_admin`.
 
 Payments and notifications depend on learning, not the reverse (STYLE: dependencies point one
-way), so their inlines name the models (`apps.get_model`) instead of importing them.
+way), so their admin modules add their own inlines to `TelegramUserAdmin.inlines`.
 """
 
 from __future__ import annotations
