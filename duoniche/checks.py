@@ -1,11 +1,15 @@
-"""Startup checks: a malformed languages file stops startup; risky settings are warned about."""
+"""Startup checks: a malformed languages file stops startup; risky settings are warned about;
+`check --deploy` also warns about an open /metrics and the development superuser."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import DatabaseError
 
 from duoniche.languages import LanguageConfigError, bot_ids, load_languages
 
@@ -74,3 +78,42 @@ def check_runtime_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
             Warning(f"{alias} is a deprecated name; set {name} instead.", id="duoniche.W006")
         )
     return messages
+
+
+#: What `make run` creates (`ensure_admin` in debug): fine on a laptop, not in production.
+DEVELOPMENT_LOGIN = ("admin", "admin")
+
+
+@register(Tags.security, deploy=True)
+def check_deploy_exposure(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if not settings.METRICS_TOKEN:
+        messages.append(
+            Warning(
+                "/metrics answers anyone: METRICS_TOKEN is empty.",
+                hint="Set METRICS_TOKEN (Prometheus sends it as a bearer token), or silence "
+                "duoniche.W007 if only your network reaches the web processes.",
+                id="duoniche.W007",
+            )
+        )
+    messages += _development_superuser()
+    return messages
+
+
+def _development_superuser() -> list[CheckMessage]:
+    """The development login still signs in: a staff user admin whose password is admin."""
+    username, password = DEVELOPMENT_LOGIN
+    try:
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+    except DatabaseError:  # no database, or not migrated yet: nothing to look at
+        return []
+    # The hasher function, not user.check_password: that one may re-hash and save the user.
+    if user is None or not user.is_staff or not check_password(password, user.password):
+        return []
+    return [
+        Warning(
+            f"The development login {username}/{password} works on this database.",
+            hint=f"Change that user's password (manage.py changepassword {username}) or delete it.",
+            id="duoniche.W008",
+        )
+    ]

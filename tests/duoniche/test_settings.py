@@ -20,6 +20,7 @@ PRODUCTION_ENV = {
     "API_TOKENS": "bot-token-1,bot-token-2",
     "REDIS_URL": "redis://127.0.0.1:6379/15",
     "PAYMENTS_PAYLOAD_SECRET": "payload-secret",
+    "METRICS_TOKEN": "metrics-token",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
 }
 
@@ -267,3 +268,31 @@ def test_models_and_migrations_agree():
 def test_openapi_schema_validates(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yml"))
     assert "openapi: 3" in (tmp_path / "s.yml").read_text()
+
+
+def test_the_deploy_check_warns_about_an_open_metrics_endpoint():
+    result = manage("check", "--deploy", **{**PRODUCTION_ENV, "METRICS_TOKEN": ""})
+
+    assert "duoniche.W007" in result.stdout + result.stderr
+    assert "/metrics answers anyone" in result.stdout + result.stderr
+
+
+@pytest.mark.django_db
+def test_the_deploy_check_warns_while_the_development_login_works(django_user_model):
+    from duoniche.checks import check_deploy_exposure
+
+    def warnings() -> set[str]:
+        return {message.id for message in check_deploy_exposure()}
+
+    assert "duoniche.W008" not in warnings()
+    user = django_user_model.objects.create_superuser("admin", password="admin")
+    hashed = user.password
+    assert "duoniche.W008" in warnings()
+    django_user_model.objects.filter(pk=user.pk).update(is_active=False)
+    assert "duoniche.W008" not in warnings()
+
+    user.is_active = True
+    user.set_password("a-real-password-at-last")
+    user.save()
+    assert "duoniche.W008" not in warnings()
+    assert hashed != user.password
