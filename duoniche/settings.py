@@ -243,7 +243,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.2,
 }
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "duoniche.beat:DuonicheScheduler"  # django-celery-beat, restart-safe
 #: Periodic jobs, in code; synced into django-celery-beat (the jobs issue fills it).
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
 NOTIFICATION_TASKS_QUEUE_NAME = env.str(

@@ -15,5 +15,5 @@ def test_celery_app_reads_django_settings():
     assert conf.task_default_queue == "duoniche"
     assert conf.task_soft_time_limit == 300
     assert conf.task_time_limit > conf.task_soft_time_limit
-    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert conf.beat_scheduler == "duoniche.beat:DuonicheScheduler"
     assert conf.broker_url == settings.REDIS_URL

@@ -226,9 +226,10 @@ def test_celery_app_has_the_schedule_and_the_transport_options():
 def test_beat_syncs_the_schedule_into_django_celery_beat():
     """What beat does at start: the code schedule becomes rows staff can see and pause."""
     from django_celery_beat.models import PeriodicTask
-    from django_celery_beat.schedulers import DatabaseScheduler
 
-    DatabaseScheduler(app=app)
+    from duoniche.beat import DuonicheScheduler
+
+    DuonicheScheduler(app=app)
 
     task = PeriodicTask.objects.get(name="refill_stock")
     assert task.task == "exercises.refill_stock"
