@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "duoniche.settings")
 
@@ -67,3 +68,13 @@ def _configure(sender: Celery, **kwargs: Any) -> None:
     )
     _override(conf, "worker_hijack_root_logger", False)
     _override(conf, "beat_schedule", LazyBeatSchedule(conf.beat_schedule))
+
+
+@worker_init.connect
+def _worker_metrics(**kwargs: Any) -> None:
+    """A worker exports its host's metrics on WORKER_METRICS_PORT when set (docs/operations)."""
+    from django.conf import settings
+
+    from duoniche.metrics_files import worker_exporter_start
+
+    worker_exporter_start(settings.WORKER_METRICS_PORT)

@@ -32,12 +32,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from duoniche import metrics
+from duoniche.jobs import JOBS
 from duoniche.languages import languages
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,9 @@ CACHED_GAUGES: dict[str, CachedGauge] = {
     ACTIVE_USERS: CachedGauge(ACTIVE_USERS, "Users in a session", metrics.U),
 }
 UNTOUCHED_DOCUMENTATION = "Untouched published exercises"
+#: Settings exported for the alert rules (ops/prometheus/alerts.yml) to compare against.
+STOCK_TARGET = "backend_exercise_stock_target"
+JOB_INTERVAL = "backend_job_interval_seconds"
 
 
 def untouched_counter_register(counter: UntouchedCounter) -> None:
@@ -110,12 +115,30 @@ class BusinessGaugeCollector(Collector):
         yield GaugeMetricFamily(
             UNTOUCHED_EXERCISES, UNTOUCHED_DOCUMENTATION, labels=UNTOUCHED_LABELS
         )
+        yield from self._settings()
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._settings()
         yield from self._cached()
         untouched = self._untouched()
         if untouched is not None:
             yield untouched
+
+    def _settings(self) -> Iterator[Metric]:
+        """The untouched-stock target and each interval job's interval, for the alert rules."""
+        yield GaugeMetricFamily(
+            STOCK_TARGET,
+            "Untouched published exercises refill_stock keeps per language and type",
+            value=float(settings.MIN_EXERCISE_COUNT_TO_GENERATE_NEW),
+        )
+        intervals = GaugeMetricFamily(
+            JOB_INTERVAL, "How often each interval job is meant to run", labels=("job",)
+        )
+        for name, job in sorted(JOBS.items()):
+            seconds = job.interval_seconds()
+            if seconds is not None:
+                intervals.add_metric([name], float(seconds))
+        yield intervals
 
     def _cached(self) -> Iterator[Metric]:
         gauges = list(CACHED_GAUGES.values())

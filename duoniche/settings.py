@@ -260,6 +260,8 @@ API_DOCS_ENABLED = env.bool("API_DOCS_ENABLED", default=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+#: A Celery worker serves its host's metrics on this port (0: off); needs PROMETHEUS_MULTIPROC_DIR.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 PROMETHEUS_EXPORT_MIGRATIONS = False
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="production")

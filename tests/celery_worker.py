@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,10 @@ def worker_env(**extra: str) -> dict[str, str]:
         "SENTRY_DSN": "",
         **extra,
     }
-    # prometheus_client switches to multiprocess files by the variable's presence, even empty.
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    # prometheus_client switches to multiprocess files by the variable's presence, even empty:
+    # only a test that asks for a directory gets one.
+    if "PROMETHEUS_MULTIPROC_DIR" not in extra:
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.pop("prometheus_multiproc_dir", None)
     return env
 
@@ -86,9 +88,17 @@ def running_worker(tmp_path: Path, *, queue: str | None = None, **extra_env: str
             process.wait(10)
 
 
-def run_in_worker(tmp_path: Path, job: str, task: str, **extra_env: str) -> tuple[JobRun, str]:
+def run_in_worker(
+    tmp_path: Path,
+    job: str,
+    task: str,
+    *,
+    while_running: Callable[[], None] | None = None,
+    **extra_env: str,
+) -> tuple[JobRun, str]:
     """Send `task` by name, as beat does, to a fresh worker; wait (bounded) for the job's
-    finished run and check that it succeeded and released its lock."""
+    finished run and check that it succeeded and released its lock. `while_running` is called
+    after the run, before the worker stops."""
     with running_worker(tmp_path, **extra_env) as state:
         app.send_task(task, kwargs={"sent_by": "test"})
         run = None
@@ -100,6 +110,8 @@ def run_in_worker(tmp_path: Path, job: str, task: str, **extra_env: str) -> tupl
             if run is not None:
                 break
             time.sleep(0.2)
+        if run is not None and while_running is not None:
+            while_running()
         output = state()[1]
     assert run is not None, f"no finished {job} run within {WAIT_SECONDS} s:\n{output}"
     assert run.status == JobRunStatus.SUCCEEDED, f"{run.error}\n{output}"

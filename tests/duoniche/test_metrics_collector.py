@@ -23,8 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from duoniche import metrics
 from duoniche.enums import ExerciseStatus, ExerciseType
+from duoniche.jobs import JOBS
 from duoniche.metrics_collector import (
     ACTIVE_USERS,
+    JOB_INTERVAL,
+    STOCK_TARGET,
     UNTOUCHED_EXERCISES,
     business_gauges,
     cached_gauge_publish,
@@ -138,7 +141,8 @@ def test_the_stock_takes_one_grouped_query_and_the_cache_one_round_trip(
         families = list(business_gauges.collect())
 
     assert "GROUP BY" in captured.captured_queries[0]["sql"]
-    assert [family.name for family in families] == [UNTOUCHED_EXERCISES]  # nothing cached yet
+    # Nothing cached yet; the two settings the alert rules compare with come from memory.
+    assert [family.name for family in families] == [STOCK_TARGET, JOB_INTERVAL, UNTOUCHED_EXERCISES]
 
 
 @pytest.mark.django_db
@@ -194,4 +198,16 @@ def test_a_scrape_without_the_database_drops_only_the_stock():
 
     names = [family.name for family in business_gauges.collect()]
 
-    assert names == [ACTIVE_USERS]
+    assert names == [STOCK_TARGET, JOB_INTERVAL, ACTIVE_USERS]
+
+
+@pytest.mark.django_db
+def test_the_alert_rules_get_the_stock_target_and_the_job_intervals(client, settings):
+    settings.MIN_EXERCISE_COUNT_TO_GENERATE_NEW = 7
+
+    families = scrape(client)
+
+    assert families[STOCK_TARGET] == {(): 7.0}
+    intervals = families[JOB_INTERVAL]
+    assert intervals[(("job", "refill_stock"),)] == JOBS["refill_stock"].interval_seconds()
+    assert (("job", "weekly_reports"),) not in intervals  # a cron job has no interval
