@@ -26,7 +26,7 @@ USER duoniche
 # Static files are collected at build time (served by whitenoise). The production settings demand a
 # secret key, API tokens and a database URL (never connected to here), so this one command gets
 # throwaway build-only values; they are NOT part of the image's runtime environment. media/ is
-# created so a named volume mounted there inherits the duoniche owner.
+# and metrics/ are created so the named volumes mounted there inherit the duoniche owner.
 RUN DJANGO_DEBUG=false \
     DJANGO_SECRET_KEY=build-only-collectstatic-key-not-used-at-runtime \
     DJANGO_ALLOWED_HOSTS=localhost \
@@ -35,7 +35,7 @@ RUN DJANGO_DEBUG=false \
     REDIS_URL= \
     SENTRY_DSN= \
     python manage.py collectstatic --noinput \
-    && mkdir -p /app/media
+    && mkdir -p /app/media /app/metrics
 
 EXPOSE 8000
 

@@ -7,12 +7,17 @@ every hour, a 2-hour or 3-hour job never ran. Here an entry that has no last run
 the first time beat sees it, and later starts count from that. Runs themselves are stored as
 before (every few minutes and on shutdown); a run lost to a hard kill is fired again after the
 restart and the period guard of `duoniche.job_runs` makes it a no-op.
+
+Beat also proves it is alive by touching BEAT_HEARTBEAT_FILE on every look at the schedule (the
+compose file's healthcheck reads its age).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
@@ -30,3 +35,11 @@ class PersistentEntry(ModelEntry):
 
 class DuonicheScheduler(DatabaseScheduler):
     Entry = PersistentEntry
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """One look at the schedule (at least every 5 s); touches BEAT_HEARTBEAT_FILE if set, so
+        a container healthcheck can tell a live beat from a stuck one."""
+        delay: float = super().tick(*args, **kwargs)
+        if settings.BEAT_HEARTBEAT_FILE:
+            Path(settings.BEAT_HEARTBEAT_FILE).touch()
+        return delay

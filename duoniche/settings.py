@@ -244,6 +244,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 CELERY_BEAT_SCHEDULER = "duoniche.beat:DuonicheScheduler"  # django-celery-beat, restart-safe
+#: Beat touches this file every few seconds (empty: never); a healthcheck reads its age.
+BEAT_HEARTBEAT_FILE = env.str("BEAT_HEARTBEAT_FILE", default="")
 #: Periodic jobs, in code; synced into django-celery-beat (the jobs issue fills it).
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
 NOTIFICATION_TASKS_QUEUE_NAME = env.str(

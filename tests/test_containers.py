@@ -88,8 +88,17 @@ def read_dotenv(path: Path) -> dict[str, str]:
 # --- docker-compose.yml -----------------------------------------------------------------------
 
 
-def test_compose_defines_the_five_services():
-    assert set(services()) == {"postgres", "redis", "backend", "worker", "beat"}
+def test_compose_defines_the_services():
+    assert set(services()) == {
+        "postgres",
+        "redis",
+        "pgbouncer",
+        "proxy",
+        "backend",
+        "worker",
+        "beat",
+    }
+    assert services()["pgbouncer"]["profiles"] == ["pgbouncer"]  # only on request
 
 
 def test_compose_images_of_the_backing_services():
@@ -108,11 +117,57 @@ def test_app_services_build_the_same_image_from_the_repo_root():
     assert len({svc[name].get("image") for name in APP_SERVICES}) == 1
 
 
-def test_backend_runs_the_image_default_command_and_publishes_8000():
-    backend = services()["backend"]
+def test_backend_runs_the_image_default_command_behind_the_proxy():
+    svc = services()
+    backend = svc["backend"]
     # The image CMD (gunicorn) is what makes the entrypoint migrate.
     assert "command" not in backend or as_argv(backend["command"])[0] == "gunicorn"
-    assert "8000:8000" in [str(port) for port in backend["ports"]]
+    assert "ports" not in backend  # only nginx is published
+    assert [str(port) for port in svc["proxy"]["ports"]] == ["8000:8080"]
+    assert svc["proxy"]["depends_on"]["backend"] == {"condition": "service_healthy"}
+    assert "./docker/nginx.conf:/etc/nginx/nginx.conf:ro" in svc["proxy"]["volumes"]
+
+
+def test_nginx_buffers_requests_and_answers_and_passes_the_client_address():
+    conf = (ROOT / "docker" / "nginx.conf").read_text(encoding="utf-8")
+    for directive in (
+        "proxy_request_buffering on;",
+        "proxy_buffering on;",
+        "server backend:8000;",
+        "listen 8080;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+    ):
+        assert directive in conf
+    for name in APP_SERVICES:
+        assert services()[name]["environment"]["TRUSTED_PROXY_COUNT"] == (
+            "${TRUSTED_PROXY_COUNT:-1}"
+        )
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx not installed")
+def test_nginx_accepts_the_configuration(tmp_path):
+    conf = (ROOT / "docker" / "nginx.conf").read_text(encoding="utf-8")
+    # Outside compose there is no `backend` host: point the upstream at this machine.
+    (tmp_path / "nginx.conf").write_text(
+        conf.replace("server backend:8000;", "server 127.0.0.1:8000;"), encoding="utf-8"
+    )
+    result = subprocess.run(
+        [
+            "nginx",
+            "-t",
+            "-c",
+            str(tmp_path / "nginx.conf"),
+            "-p",
+            str(tmp_path),
+            "-g",
+            f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_worker_runs_a_celery_worker_on_the_duoniche_queue():
@@ -149,10 +204,37 @@ def test_healthchecks_of_postgres_redis_and_backend():
     assert "http://127.0.0.1:8000/healthz" in backend
 
 
-def test_worker_and_beat_switch_off_the_image_http_healthcheck():
+def test_worker_and_beat_have_healthchecks_of_their_own():
     svc = services()
-    for name in ("worker", "beat"):
-        assert svc[name]["healthcheck"] == {"disable": True}, name
+    worker = healthcheck_test(svc["worker"])
+    assert "celery -A duoniche inspect ping --destination celery@$$HOSTNAME" in worker
+    beat = healthcheck_test(svc["beat"])
+    assert "/tmp/duoniche-beat.alive" in beat
+    assert svc["beat"]["environment"]["BEAT_HEARTBEAT_FILE"] == "/tmp/duoniche-beat.alive"
+
+
+def test_redis_keeps_an_append_only_file_on_a_volume():
+    compose = load_compose()
+    redis = compose["services"]["redis"]
+    assert as_argv(redis["command"]) == [
+        "redis-server",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+    ]
+    volume, _, target = redis["volumes"][0].partition(":")
+    assert target == "/data"
+    assert volume in compose["volumes"]
+
+
+def test_app_services_share_one_metrics_directory():
+    compose = load_compose()
+    for name in APP_SERVICES:
+        service = compose["services"][name]
+        assert service["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/app/metrics", name
+        assert "metrics:/app/metrics" in service["volumes"], name
+    assert "metrics" in compose["volumes"]
 
 
 def test_backend_waits_for_healthy_postgres_and_redis():
@@ -176,7 +258,7 @@ def test_app_services_read_dotenv_and_get_the_stack_urls():
         env = service["environment"]
         assert env["DATABASE_URL"] == (
             "postgres://${POSTGRES_USER:-postgres}:${POSTGRES_PASSWORD:-postgres}"
-            "@postgres:5432/${POSTGRES_DB:-postgres}"
+            "@${DATABASE_HOST:-postgres}:${DATABASE_PORT:-5432}/${POSTGRES_DB:-postgres}"
         )
         assert env["REDIS_URL"] == "redis://redis:6379/0"
         hosts = env["DJANGO_ALLOWED_HOSTS"]
