@@ -37,50 +37,38 @@ is disabled (docs/jobs.md): each notification is logged and its row set to `skip
 from __future__ import annotations
 
 import logging
-import re
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
-from kombu import Producer
 
-from duoniche import metrics
-from duoniche.celery import app as celery_app
 from duoniche.enums import NotificationStatus
 from notifications.models import NotificationLog
+from notifications.publishing import (
+    Outcomes,
+    OutgoingNotification,
+    log_only,
+    publish,
+)
 
 logger = logging.getLogger(__name__)
 
-#: The Notifier's task: the previous service's name, kept for byte compatibility.
-NOTIFIER_TASK_NAME = "src.notifier.tasks.send_notification"
-PARSE_MODE = "HTML"
 #: A `pending` row older than this was committed but never sent (the process died).
 STUCK_AFTER = timedelta(minutes=10)
-#: After this many broker failures in a row, the rest of a batch is failed without trying.
-MAX_CONSECUTIVE_BROKER_FAILURES = 3
 #: Rows per INSERT / per `IN (...)` list, and messages per status flush.
 CHUNK_SIZE = 1000
-ERROR_MAX_CHARS = 500
 
-NO_BROKER = "no broker"
 NOT_RELEVANT = "no longer relevant"
 TOO_OLD = "too old"
-NON_NUMERIC_TELEGRAM_ID = "non-numeric telegram_id"
-REASON_PREPARATION = "arg_preparation_error"
-REASON_BROKER = "celery_send_error"
-
-_TELEGRAM_ID = re.compile(r"-?[0-9]+")
 T = TypeVar("T")
 
 
@@ -383,106 +371,38 @@ def _send_batch(
         on_sent(batch)
 
 
-# --- the message --------------------------------------------------------------------------------
-
-
-class PreparationError(ValueError):
-    """The row cannot become a message; `skip` rows are never retried."""
-
-    def __init__(self, message: str, *, skip: bool = False) -> None:
-        super().__init__(message)
-        self.skip = skip
-
-
-@dataclass(frozen=True)
-class OutgoingNotification:
-    """What a `pending` row contributes to its message (read without model instances)."""
-
-    pk: int
-    task_id: uuid.UUID
-    dedupe_key: str
-    user_id: int
-    telegram_id: str
-    bot_id: str
-    notification_type: str
-    text: str
-    reply_markup: dict[str, Any] | None
-    metadata: dict[str, Any]
-    attempts: int
-
-
-def notification_message(log: OutgoingNotification, *, now: datetime) -> dict[str, Any]:
-    """The Notifier's single positional argument, keys in the contract's order.
-
-    `created_at` is `now`, the moment of this attempt: a retry is a fresh message (issue 10).
-    """
-    telegram_id = str(log.telegram_id or "").strip()
-    if not _TELEGRAM_ID.fullmatch(telegram_id):
-        raise PreparationError(NON_NUMERIC_TELEGRAM_ID, skip=True)
-    return {
-        "task_id": str(log.task_id),
-        "bot_id": log.bot_id,
-        "user_id": log.user_id,
-        "text": log.text,
-        "notification_type": log.notification_type,
-        "payload": {
-            "telegram_id": int(telegram_id),
-            "parse_mode": PARSE_MODE,
-            "reply_markup": log.reply_markup,
-            "disable_web_page_preview": True,
-        },
-        "metadata": log.metadata,
-        "scheduled_at": None,
-        # An aware UTC datetime object: kombu's JSON encoder writes the `__type__` envelope.
-        "created_at": now.astimezone(UTC),
-    }
-
-
 # --- sending ------------------------------------------------------------------------------------
 
 
-def _error(reason: str, exc: BaseException | None = None) -> str:
-    text = reason if exc is None else f"{reason}: {type(exc).__name__}: {exc}"
-    return text[:ERROR_MAX_CHARS]
-
-
-@dataclass
-class _Outcomes:
-    """Send results of one chunk, flushed with one UPDATE per (status, error)."""
-
-    enqueued: list[int] = field(default_factory=list)
-    failed: dict[str, list[OutgoingNotification]] = field(default_factory=lambda: defaultdict(list))
-    skipped: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-
-    def flush(self, *, now: datetime) -> dict[int, str]:
-        """Write the statuses; {log id: status}."""
-        statuses: dict[int, str] = {}
-        if self.enqueued:
-            NotificationLog.objects.filter(pk__in=self.enqueued).update(
-                status=NotificationStatus.ENQUEUED,
-                enqueued_at=now,
-                attempts=F("attempts") + 1,
-                error="",
-            )
-            statuses.update(dict.fromkeys(self.enqueued, NotificationStatus.ENQUEUED.value))
-        for error, logs in self.failed.items():
-            by_attempts: dict[int, list[int]] = defaultdict(list)
-            for log in logs:
-                by_attempts[log.attempts + 1].append(log.pk)
-            for attempts, ids in by_attempts.items():
-                NotificationLog.objects.filter(pk__in=ids).update(
-                    status=NotificationStatus.FAILED,
-                    attempts=attempts,
-                    error=error,
-                    next_attempt_at=now + retry_delay(attempts),
-                )
-                statuses.update(dict.fromkeys(ids, NotificationStatus.FAILED.value))
-        for error, ids in self.skipped.items():
+def _outcomes_flush(outcomes: Outcomes, *, now: datetime) -> dict[int, str]:
+    """Write the statuses of one chunk, one UPDATE per (status, error); {log id: status}."""
+    statuses: dict[int, str] = {}
+    if outcomes.enqueued:
+        NotificationLog.objects.filter(pk__in=outcomes.enqueued).update(
+            status=NotificationStatus.ENQUEUED,
+            enqueued_at=now,
+            attempts=F("attempts") + 1,
+            error="",
+        )
+        statuses.update(dict.fromkeys(outcomes.enqueued, NotificationStatus.ENQUEUED.value))
+    for error, logs in outcomes.failed.items():
+        by_attempts: dict[int, list[int]] = defaultdict(list)
+        for log in logs:
+            by_attempts[log.attempts + 1].append(log.pk)
+        for attempts, ids in by_attempts.items():
             NotificationLog.objects.filter(pk__in=ids).update(
-                status=NotificationStatus.SKIPPED, error=error
+                status=NotificationStatus.FAILED,
+                attempts=attempts,
+                error=error,
+                next_attempt_at=now + retry_delay(attempts),
             )
-            statuses.update(dict.fromkeys(ids, NotificationStatus.SKIPPED.value))
-        return statuses
+            statuses.update(dict.fromkeys(ids, NotificationStatus.FAILED.value))
+    for error, ids in outcomes.skipped.items():
+        NotificationLog.objects.filter(pk__in=ids).update(
+            status=NotificationStatus.SKIPPED, error=error
+        )
+        statuses.update(dict.fromkeys(ids, NotificationStatus.SKIPPED.value))
+    return statuses
 
 
 _OUTGOING_FIELDS = (
@@ -534,16 +454,16 @@ def _send_many(log_ids: Sequence[int], *, now: datetime) -> list[tuple[int, str,
         logs = _pending(list(chunk))
         if not logs:
             continue
-        outcomes = _Outcomes()
+        outcomes = Outcomes()
         try:
             if enabled:
-                _publish(logs, outcomes, now=now)
+                publish(logs, outcomes, now=now)
             else:
-                _log_only(logs, outcomes)
+                log_only(logs, outcomes)
         finally:
             # Even when the soft time limit interrupts the chunk: what was sent is recorded, the
             # rest stays pending (and is retried as stuck).
-            statuses = outcomes.flush(now=now)
+            statuses = _outcomes_flush(outcomes, now=now)
         sent += [(log.pk, log.dedupe_key, statuses[log.pk]) for log in logs if log.pk in statuses]
         logger.info(
             "notifications: %d enqueued, %d failed, %d skipped",
@@ -552,106 +472,6 @@ def _send_many(log_ids: Sequence[int], *, now: datetime) -> list[tuple[int, str,
             sum(map(len, outcomes.skipped.values())),
         )
     return sent
-
-
-def _log_only(logs: list[OutgoingNotification], outcomes: _Outcomes) -> None:
-    """The producer is disabled (no broker): log each notification and skip it."""
-    for log in logs:
-        logger.info(
-            "notifier disabled (no broker): %s to user %s in %s not sent: %r",
-            log.notification_type,
-            log.user_id,
-            log.bot_id,
-            log.text[:200],
-        )
-        outcomes.skipped[NO_BROKER].append(log.pk)
-
-
-def _publish_retry_policy() -> dict[str, Any]:
-    """Bounded publish retries: a down broker costs a fraction of a second per message."""
-    return {
-        "max_retries": max(int(settings.NOTIFICATION_PUBLISH_MAX_RETRIES), 0),
-        "interval_start": 0,
-        "interval_step": 0.2,
-        "interval_max": 0.2,
-    }
-
-
-def _publish(logs: list[OutgoingNotification], outcomes: _Outcomes, *, now: datetime) -> None:
-    """`send_task` each row's message on one broker connection, recording each outcome.
-
-    The connection has connect and read timeouts, so a broker that accepts connections but never
-    answers fails the send instead of hanging the job.
-    """
-    queue = settings.NOTIFICATION_TASKS_QUEUE_NAME
-    broker_failures = 0
-    last_broker_error = ""
-    timeout = float(settings.NOTIFICATION_PUBLISH_TIMEOUT_SECONDS)
-    retry_policy = _publish_retry_policy()
-    with celery_app.connection_for_write(
-        settings.CELERY_BROKER_URL,
-        connect_timeout=timeout,
-        transport_options={"socket_timeout": timeout, "socket_connect_timeout": timeout},
-    ) as connection:
-        producer = Producer(connection, auto_declare=False)  # what `send_task` would build
-        for log in logs:
-            notification_type = log.notification_type
-            if broker_failures >= MAX_CONSECUTIVE_BROKER_FAILURES:
-                outcomes.failed[last_broker_error].append(log)
-                metrics.notification_enqueue_failure.labels(
-                    reason=REASON_BROKER, notification_type=notification_type
-                ).inc()
-                continue
-            metrics.notification_enqueue_attempt.labels(notification_type=notification_type).inc()
-            try:
-                message = notification_message(log, now=now)
-            except PreparationError as exc:
-                metrics.notification_enqueue_failure.labels(
-                    reason=REASON_PREPARATION, notification_type=notification_type
-                ).inc()
-                logger.warning("notification %s not sent: %s", log.task_id, exc)
-                if exc.skip:
-                    outcomes.skipped[str(exc)].append(log.pk)
-                else:
-                    outcomes.failed[_error(REASON_PREPARATION, exc)].append(log)
-                continue
-            except SoftTimeLimitExceeded:
-                raise
-            except Exception as exc:
-                metrics.notification_enqueue_failure.labels(
-                    reason=REASON_PREPARATION, notification_type=notification_type
-                ).inc()
-                logger.exception("notification %s: preparing the message failed", log.task_id)
-                outcomes.failed[_error(REASON_PREPARATION, exc)].append(log)
-                continue
-            started = time.monotonic()
-            try:
-                celery_app.send_task(
-                    NOTIFIER_TASK_NAME,
-                    args=[message],
-                    queue=queue,
-                    task_id=message["task_id"],
-                    producer=producer,
-                    retry_policy=retry_policy,
-                )
-            except SoftTimeLimitExceeded:
-                raise
-            except Exception as exc:
-                broker_failures += 1
-                last_broker_error = _error(REASON_BROKER, exc)
-                metrics.notification_enqueue_failure.labels(
-                    reason=REASON_BROKER, notification_type=notification_type
-                ).inc()
-                logger.warning("notification %s: send_task failed: %s", log.task_id, exc)
-                outcomes.failed[last_broker_error].append(log)
-                continue
-            finally:
-                metrics.notification_enqueue_duration.labels(
-                    notification_type=notification_type
-                ).observe(time.monotonic() - started)
-            broker_failures = 0
-            metrics.notification_enqueue_success.labels(notification_type=notification_type).inc()
-            outcomes.enqueued.append(log.pk)
 
 
 # --- stuck rows ---------------------------------------------------------------------------------

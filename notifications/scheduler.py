@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -46,10 +46,16 @@ from django.db import transaction
 
 from duoniche.enums import NotificationStatus, NotificationType
 from duoniche.models import JobLock
-from duoniche.texts import render, render_variant
 from learning.models import BotProfile, WeeklyReport
 from learning.profiles import profiles_mark_long_break_sent
 from learning.report_services import reports_mark_full_sent, reports_mark_short_notified
+from notifications.drafts import (
+    full_report_draft,
+    long_break_draft,
+    long_break_step,
+    session_reminder_draft,
+    short_report_draft,
+)
 from notifications.models import NotificationLog
 from notifications.producer import (
     NOT_RELEVANT,
@@ -68,8 +74,6 @@ from notifications.producer import (
 from notifications.relevance import notification_log_is_relevant, notification_report_id
 from notifications.selectors import (
     LongBreakCandidate,
-    ReportCandidate,
-    SessionReminderCandidate,
     profiles_due_for_long_break,
     profiles_due_for_session_reminder,
     reports_due_for_full_delivery,
@@ -78,7 +82,6 @@ from notifications.selectors import (
 
 logger = logging.getLogger(__name__)
 
-NEXT_COMMAND = "\n\n/next"
 #: The job whose lock pauses the short-report catch-up (it sends those notifications itself).
 WEEKLY_REPORTS_JOB = "weekly_reports"
 #: Dedupe keys listed in a dry run's stats, per part.
@@ -97,132 +100,6 @@ def _count_outcomes(stats: dict[str, Any], batch: PreparedBatch) -> None:
         NotificationStatus.SKIPPED,
     ):
         stats[status.value] = batch.count(status)
-
-
-def _unix(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-# --- the long-break ladder ----------------------------------------------------------------------
-
-
-def long_break_step(
-    *,
-    now: datetime,
-    last_exercise_at: datetime | None,
-    last_type_sent: str | None,
-    last_sent_at: datetime | None,
-) -> str | None:
-    """The ladder step due now, or None (not inactive long enough, cooldown, ladder finished).
-
-    Steps after the last one sent (null or unknown: from the beginning); the largest one whose
-    interval has passed, so a long absence skips the earlier steps. The cooldown is measured from
-    the last reminder: exactly `LONG_BREAK_REMINDERS_COOLDOWN_HOURS` passes. The time-of-day window
-    is the selector's business.
-    """
-    if last_exercise_at is None:
-        return None
-    if last_sent_at is not None and now - last_sent_at < timedelta(
-        hours=settings.LONG_BREAK_REMINDERS_COOLDOWN_HOURS
-    ):
-        return None
-    sequence: list[str] = settings.LONG_BREAK_REMINDER_SEQUENCE
-    intervals: dict[str, timedelta] = settings.LONG_BREAK_REMINDER_INTERVALS
-    start = sequence.index(last_type_sent) + 1 if last_type_sent in sequence else 0
-    since = now - last_exercise_at
-    due = [step for step in sequence[start:] if intervals[step] <= since]
-    return max(due, key=lambda step: intervals[step]) if due else None
-
-
-def long_break_text(*, step: str, language: str, streak_days: int) -> str:
-    """`1d`: a streak variant (streak > 1) or `long_break_1d`; `90d`: `long_break_final`."""
-    if step == "1d" and streak_days > 1:
-        text = render_variant("long_break_1d_streak", language, streak_days=streak_days)
-    elif step == "90d":
-        text = render("long_break_final", language)
-    else:
-        text = render(f"long_break_{step}", language)
-    return text + NEXT_COMMAND
-
-
-# --- drafts -------------------------------------------------------------------------------------
-
-
-def session_reminder_draft(candidate: SessionReminderCandidate) -> NotificationDraft:
-    frozen_until = candidate.session_frozen_until
-    return NotificationDraft(
-        user_id=candidate.user_id,
-        bot_id=candidate.bot_id,
-        notification_type=NotificationType.SESSION_REMINDER,
-        text=render("session_is_ready", candidate.user_language) + NEXT_COMMAND,
-        reply_markup=None,
-        metadata={},
-        context={"session_frozen_until": _iso(frozen_until)},
-        dedupe_key=f"session_reminder:{candidate.profile_id}:{_unix(frozen_until)}",
-    )
-
-
-def long_break_draft(
-    candidate: LongBreakCandidate, *, step: str, now: datetime
-) -> NotificationDraft:
-    last_exercise_at = candidate.last_exercise_at
-    return NotificationDraft(
-        user_id=candidate.user_id,
-        bot_id=candidate.bot_id,
-        notification_type=NotificationType.LONG_BREAK_REMINDER,
-        text=long_break_text(
-            step=step,
-            language=candidate.user_language,
-            streak_days=candidate.current_streak_days,
-        ),
-        reply_markup=None,
-        metadata={"reminder_type": step, "days_inactive": (now - last_exercise_at).days},
-        context={"last_exercise_at": _iso(last_exercise_at)},
-        dedupe_key=f"long_break:{candidate.profile_id}:{step}:{_unix(last_exercise_at)}",
-    )
-
-
-def _keyboard(text: str, callback_data: str) -> dict[str, Any]:
-    return {"inline_keyboard": [[{"text": text, "callback_data": callback_data}]]}
-
-
-def full_report_draft(candidate: ReportCandidate) -> NotificationDraft:
-    report_id = candidate.report_id
-    return NotificationDraft(
-        user_id=candidate.user_id,
-        bot_id=candidate.bot_id,
-        notification_type=NotificationType.WEEKLY_REPORT,
-        text=candidate.text,
-        reply_markup=_keyboard(
-            render("report_donation_button_text", candidate.user_language),
-            f"initiate_payment:report_donation:{report_id}",
-        ),
-        metadata={"report_id": report_id, "is_full_report": True},
-        context={"report_id": report_id},
-        dedupe_key=f"weekly_report_full:{report_id}",
-        is_full_report=True,
-    )
-
-
-def short_report_draft(candidate: ReportCandidate) -> NotificationDraft:
-    report_id = candidate.report_id
-    return NotificationDraft(
-        user_id=candidate.user_id,
-        bot_id=candidate.bot_id,
-        notification_type=NotificationType.WEEKLY_REPORT,
-        text=candidate.text,
-        reply_markup=_keyboard(
-            render("weekly_report_detailed_button", candidate.user_language),
-            f"full_weekly_report:yes:{report_id}",
-        ),
-        metadata={"report_id": report_id},
-        context={"report_id": report_id},
-        dedupe_key=f"weekly_report_short:{report_id}",
-    )
 
 
 # --- producing ----------------------------------------------------------------------------------
@@ -507,7 +384,7 @@ def notification_scheduler(*, now: datetime, dry_run: bool) -> dict[str, Any]:
             import sentry_sdk  # only when reporting: importing it costs every process 0.15 s
 
             sentry_sdk.capture_exception(exc)
-    logger.info("notification_scheduler at %s: %s", _iso(now), stats)
+    logger.info("notification_scheduler at %s: %s", now.isoformat(), stats)
     if failures:
         raise NotificationSchedulerError(
             "; ".join(f"{name}: {error}" for name, error in failures.items())

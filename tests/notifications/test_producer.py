@@ -24,13 +24,13 @@ from prometheus_client import REGISTRY
 from duoniche.enums import NotificationStatus, NotificationType
 from notifications.models import NotificationLog
 from notifications.producer import (
-    NOTIFIER_TASK_NAME,
     NotificationDraft,
     notification_fail_stuck,
     notification_prepare,
     notification_prepare_many,
     notification_send,
 )
+from notifications.publishing import NOTIFIER_TASK_NAME
 from tests.learning.factories import TelegramUserFactory
 from tests.notifications.factories import NotificationLogFactory
 

@@ -26,12 +26,12 @@ from learning.models import BotProfile, WeeklyReport
 from learning.profiles import profiles_mark_long_break_sent
 from learning.sessions import profile_next_action
 from notifications import scheduler
+from notifications.drafts import long_break_step
 from notifications.models import NotificationLog
 from notifications.relevance import notification_is_relevant
 from notifications.scheduler import (
     NotificationSchedulerError,
     long_break_reminders_deliver,
-    long_break_step,
     notification_scheduler,
     session_reminders_send,
 )
