@@ -182,13 +182,64 @@ def seed(args: argparse.Namespace) -> None:
             ExerciseAttempt.objects.bulk_create(attempts)
             attempts = []
     ExerciseAttempt.objects.bulk_create(attempts)
+    if args.history_attempts:
+        seed_history(args.history_attempts)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     print(
         f"seeded {args.users} users, {args.exercises} exercises, {args.attempts} attempts "
-        f"in {time.monotonic() - started:.0f} s",
+        f"(+{args.history_attempts} of other learners) in {time.monotonic() - started:.0f} s",
         flush=True,
     )
+
+
+#: Attempts per learner of the background history (a learner of a few months).
+HISTORY_PER_LEARNER = 200
+
+
+def seed_history(count: int) -> None:
+    """`count` more attempts by `count / 200` other learners, in set-based SQL (no ORM loop).
+
+    The learners the load drives keep their own history; this grows the table and its indexes
+    around them, as years of other learners would, to show whether the hot paths stay flat.
+    """
+    from django.db import connection
+
+    from exercises.models import Exercise
+    from learning.models import ExerciseAttempt, TelegramUser
+
+    learners = max(1, count // HISTORY_PER_LEARNER)
+    users = TelegramUser._meta.db_table
+    attempts = ExerciseAttempt._meta.db_table
+    exercises = Exercise._meta.db_table
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {users} (telegram_id, username, telegram_data, custom_settings, "  # noqa: S608
+            "status, created_at, updated_at) "
+            "SELECT 'h' || g, 'history' || g, '{}'::jsonb, '{}'::jsonb, 'free', now(), now() "
+            "FROM generate_series(1, %s) g",
+            [learners],
+        )
+        cursor.execute(f"SELECT min(id), max(id) FROM {users} WHERE telegram_id LIKE 'h%%'")  # noqa: S608
+        first_user, last_user = cursor.fetchone()
+        cursor.execute(f"SELECT array_agg(id ORDER BY id) FROM {exercises}")  # noqa: S608
+        (exercise_ids,) = cursor.fetchone()
+        batch = 2_000_000
+        for offset in range(0, count, batch):
+            size = min(batch, count - offset)
+            cursor.execute(
+                f"INSERT INTO {attempts} (user_id, exercise_id, answer, answer_text, answer_key, "  # noqa: S608
+                "is_correct, feedback, created_at) "
+                "SELECT %s + (g %% %s), (%s::bigint[])[1 + floor(random() * %s)::int], "
+                "'{\"answer\": \"x\"}'::jsonb, 'x', repeat('0', 64), random() < 0.7, '', "
+                "now() - (random() * interval '365 days') "
+                "FROM generate_series(%s, %s) g",
+                [first_user, last_user - first_user + 1, exercise_ids, len(exercise_ids),
+                 offset, offset + size - 1],
+            )  # fmt: skip
+            print(f"  history: {offset + size} attempts, {time.monotonic() - started:.0f} s",
+                  flush=True)  # fmt: skip
 
 
 def grow_bank(args: argparse.Namespace) -> None:
@@ -404,6 +455,12 @@ def main() -> None:
     parser.add_argument("--exercises", type=int, default=20_000)
     parser.add_argument("--exercises-large", type=int, default=200_000)
     parser.add_argument("--attempts", type=int, default=200_000)
+    parser.add_argument(
+        "--history-attempts",
+        type=int,
+        default=0,
+        help="more attempts by other learners (set-based SQL), e.g. 20000000 for the scale claim",
+    )
     parser.add_argument(
         "--reuse", action="store_true", help="keep the database of a previous run (no seeding)"
     )

@@ -134,6 +134,26 @@ def verdict_reference_create(
     *, exercise: Exercise, answer: CanonicalAnswer, feedback: str, created_by: str, now: datetime
 ) -> ExerciseAnswer:
     """The exercise's reference verdict: its canonical correct answer, in every language."""
+    return _correct_create(
+        exercise=exercise,
+        answer=answer,
+        feedback=feedback,
+        is_reference=True,
+        created_by=created_by,
+        now=now,
+    )
+
+
+def _correct_create(
+    *,
+    exercise: Exercise,
+    answer: CanonicalAnswer,
+    feedback: str,
+    is_reference: bool,
+    created_by: str,
+    now: datetime,
+) -> ExerciseAnswer:
+    """A correct verdict for every language (`feedback_language` empty, no error tags)."""
     return ExerciseAnswer.objects.create(
         exercise=exercise,
         answer=answer.answer,
@@ -142,7 +162,8 @@ def verdict_reference_create(
         is_correct=True,
         feedback=feedback,
         feedback_language="",
-        is_reference=True,
+        error_tags=None,
+        is_reference=is_reference,
         created_by=created_by,
         created_at=now,
     )
@@ -186,17 +207,13 @@ def verdict_accepted_create(
     """Another accepted answer: a language-neutral correct verdict replacing its judgements."""
     ExerciseAnswer.objects.filter(exercise=exercise, answer_key=answer.key).delete()
     verdicts_drop_automatic(exercise.pk)
-    return ExerciseAnswer.objects.create(
+    return _correct_create(
         exercise=exercise,
-        answer=answer.answer,
-        answer_text=answer.text,
-        answer_key=answer.key,
-        is_correct=True,
+        answer=answer,
         feedback="",
-        feedback_language="",
-        error_tags=None,
+        is_reference=False,
         created_by=created_by,
-        created_at=now,
+        now=now,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -26,3 +27,12 @@ def fake_llm(settings) -> Iterator[ScriptedChatModel]:
     model = ScriptedChatModel()
     with llm.using_chat_model(lambda config: model):
         yield model
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium for the browser tests (tests/browser.py)."""
+    from tests.browser import chromium
+
+    with chromium() as driver:
+        yield driver

@@ -10,9 +10,7 @@ the shared parts).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -20,16 +18,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from exercises.models import Exercise
-from tests.browser import BROWSER_MARKS, chromium, screenshot, sign_in, staff_member
+from tests.browser import BROWSER_MARKS, screenshot, sign_in, staff_member
 from tests.exercises.factories import ExerciseFactory
 
 pytestmark = BROWSER_MARKS
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as driver:
-        yield driver
 
 
 @pytest.fixture

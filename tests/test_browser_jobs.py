@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
@@ -19,15 +18,9 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from duoniche.models import JobRun
-from tests.browser import BROWSER_MARKS, PASSWORD, chromium, screenshot, sign_in
+from tests.browser import BROWSER_MARKS, PASSWORD, screenshot, sign_in
 
 pytestmark = BROWSER_MARKS
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as driver:
-        yield driver
 
 
 @pytest.fixture

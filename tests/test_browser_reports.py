@@ -8,9 +8,7 @@ written under /tmp/duoniche-test-output/ (tests/browser.py has the shared parts)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -18,17 +16,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from duoniche.enums import ReportStatus
-from tests.browser import BROWSER_MARKS, chromium, screenshot, sign_in, staff_member
+from tests.browser import BROWSER_MARKS, screenshot, sign_in, staff_member
 from tests.exercises.factories import ExerciseFactory
 from tests.learning.factories import BotProfileFactory, ExerciseAttemptFactory, WeeklyReportFactory
 
 pytestmark = BROWSER_MARKS
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as driver:
-        yield driver
 
 
 @pytest.fixture

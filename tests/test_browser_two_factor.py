@@ -10,7 +10,6 @@ with password and code (screenshot "two_factor_login"). Then wrong codes pause t
 from __future__ import annotations
 
 from base64 import b32decode
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,15 +17,9 @@ from django.contrib.auth.models import Group, User
 from django.urls import reverse
 from django_otp.oath import totp
 
-from tests.browser import BROWSER_MARKS, PASSWORD, chromium, screenshot
+from tests.browser import BROWSER_MARKS, PASSWORD, screenshot
 
 pytestmark = BROWSER_MARKS
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as driver:
-        yield driver
 
 
 @pytest.fixture
