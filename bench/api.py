@@ -15,6 +15,12 @@ selection does not slow down with the bank.
     .venv/bin/python bench/api.py                      # workers 1 and 4, 32 clients, 10 s each
     .venv/bin/python bench/api.py --workers 4 --seconds 20 --clients 64
 
+With `--history-attempts 20000000` the attempts table also holds 20 M attempts of 100,000 other
+learners (set-based SQL), to compare the hot paths with a table a hundred times larger:
+
+    .venv/bin/python bench/api.py --workers 1 --only next-action validate --skip-large-bank \\
+        --history-attempts 20000000 --database-url postgres://postgres@127.0.0.1:5432/duoniche_bench20m
+
 Only loopback addresses are used. Requests per phase are bounded by time.
 """
 
@@ -456,6 +462,9 @@ def main() -> None:
     parser.add_argument("--exercises-large", type=int, default=200_000)
     parser.add_argument("--attempts", type=int, default=200_000)
     parser.add_argument(
+        "--skip-large-bank", action="store_true", help="do not grow the bank and measure again"
+    )
+    parser.add_argument(
         "--history-attempts",
         type=int,
         default=0,
@@ -485,7 +494,7 @@ def main() -> None:
     kinds = ["healthz", *[kind for kind in args.only if kind != "healthz"]]
     for workers in args.workers:
         measure(args, plan, workers, kinds)
-    if args.reuse:
+    if args.reuse or args.skip_large_bank:
         return
     grow_bank(args)
     for workers in args.workers:
