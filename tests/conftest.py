@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from django.core.cache import cache
 
-from duoniche import llm
+from duoniche import llm_models
 from tests.fakes.llm import ScriptedChatModel
 
 
@@ -24,5 +24,5 @@ def fake_llm(settings) -> Iterator[ScriptedChatModel]:
     settings.OPENAI_API_KEY = "test"
     settings.OPENAI_MAIN_MODEL_NAME = "fake-model"
     model = ScriptedChatModel()
-    with llm.using_chat_model(lambda config: model):
+    with llm_models.using_chat_model(lambda config: model):
         yield model
