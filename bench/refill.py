@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> None:
     from django.conf import settings
     from django.db.models import Count, Sum
 
-    from duoniche import llm
+    from duoniche import llm_models
     from duoniche.job_runs import job_run
     from duoniche.models import LLMCall
     from exercises.models import Exercise
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> None:
         # `elapsed` is a steady run of the job. Shown separately; no request is made.
         warm_started = time.monotonic()
         for purpose in ("generation", "assessment"):
-            llm.chat_model(purpose)
+            llm_models.chat_model(purpose)
         warm_up = time.monotonic() - warm_started
 
         started = time.monotonic()

@@ -26,7 +26,7 @@ import lxml.etree
 import lxml.html
 from django.conf import settings
 
-from duoniche import llm
+from duoniche import llm, llm_budget, llm_models
 from duoniche.enums import ExerciseTopic, ExerciseType, LLMPurpose
 from exercises.bank import MAX_MEANING_LENGTH
 from exercises.content import STRESS_MARK, normalize_text, stress_problem, without_stress
@@ -288,7 +288,7 @@ def accent_draft(*, bot_id: str, level: str) -> Draft:
     """
     if bot_id != ACCENT_LANGUAGE:
         raise GenerationFailed(f"choose_accent is {ACCENT_LANGUAGE} only, not {bot_id}")
-    reason = llm.disabled_reason(LLMPurpose.GENERATION)
+    reason = llm_budget.disabled_reason(LLMPurpose.GENERATION)
     if reason is not None:
         raise GenerationFailed(f"generation disabled: {reason}")
     url = str(settings.ACCENT_DICTIONARY_RANDOM_URL)
@@ -322,5 +322,5 @@ def accent_draft(*, bot_id: str, level: str) -> Draft:
             "vocabulary": _vocabulary_tags(accepted.definition.grammar_tags.vocabulary),
         },
         persona=None,
-        llm_model=llm.model_name(LLMPurpose.GENERATION),
+        llm_model=llm_models.model_name(LLMPurpose.GENERATION),
     )

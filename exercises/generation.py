@@ -19,7 +19,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import transaction
 
-from duoniche import llm, metrics
+from duoniche import llm_budget, llm_models, metrics
 from duoniche.enums import ExerciseStatus, ExerciseType, LLMPurpose
 from duoniche.languages import get_language
 from exercises import accent, audio
@@ -74,7 +74,7 @@ class GenerationResult:
 def generation_disabled_reason() -> str | None:
     """Why no exercise can be generated now (generation or assessment purpose off), or None."""
     for purpose in REQUIRED_PURPOSES:
-        reason = llm.disabled_reason(purpose)
+        reason = llm_budget.disabled_reason(purpose)
         if reason is not None:
             return f"exercise generation disabled: {reason}"
     return None
@@ -153,7 +153,9 @@ def exercise_generate(
         **metrics.exercise_labels(exercise_type=exercise_type, level=draft.language_level),
         "user_language": metrics.user_language_label(settings.DEFAULT_USER_LANGUAGE),
         "target_language": metrics.bot_label(bot_id),
-        "llm_model": llm.model_label(draft.llm_model or llm.model_name(LLMPurpose.GENERATION)),
+        "llm_model": llm_models.model_label(
+            draft.llm_model or llm_models.model_name(LLMPurpose.GENERATION)
+        ),
     }
     assessment: Assessment | None = None
     status = ExerciseStatus.PUBLISHED.value

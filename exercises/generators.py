@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from duoniche import llm
+from duoniche import llm, llm_models
 from duoniche.enums import ExerciseTopic, ExerciseType, LanguageLevel, LLMPurpose
 from duoniche.languages import Language, get_language
 from exercises.content import normalize_blanks, normalize_text
@@ -210,7 +210,7 @@ def fill_draft(*, bot_id: str, level: str, topic: str, persona: Persona | None) 
         correct_answer={"words": correct},
         grammar_tags=_tags(result.grammar_tags),
         persona=persona.name if persona is not None else None,
-        llm_model=llm.model_name(LLMPurpose.GENERATION),
+        llm_model=llm_models.model_name(LLMPurpose.GENERATION),
     )
 
 
@@ -235,7 +235,7 @@ def choose_sentence_draft(*, bot_id: str, level: str, topic: str, persona: Perso
         correct_answer={"answer": correct},
         grammar_tags=_tags(result.grammar_tags),
         persona=persona.name if persona is not None else None,
-        llm_model=llm.model_name(LLMPurpose.GENERATION),
+        llm_model=llm_models.model_name(LLMPurpose.GENERATION),
     )
 
 
@@ -266,5 +266,5 @@ def story_draft(*, bot_id: str, level: str, topic: str, persona: Persona | None)
         correct_answer={"answer": correct},
         grammar_tags=_tags(result.grammar_tags),
         persona=persona.name if persona is not None else None,
-        llm_model=llm.model_name(LLMPurpose.GENERATION),
+        llm_model=llm_models.model_name(LLMPurpose.GENERATION),
     )

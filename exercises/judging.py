@@ -35,7 +35,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from duoniche import llm
+from duoniche import llm, llm_budget
 from duoniche.enums import ExerciseStatus, ExerciseType, LLMPurpose, ReviewSource
 from duoniche.rows import Statement, instance_from_row, select_list
 from duoniche.texts import render
@@ -111,7 +111,7 @@ def verdict_for_answer(
             )
         )
     purpose = LLMPurpose.TRANSLATION if rows else LLMPurpose.VALIDATION
-    if not llm.purpose_enabled(purpose):
+    if not llm_budget.purpose_enabled(purpose):
         return deterministic_verdict(exercise=exercise, answer=answer)
 
     def ready() -> Verdict | None:

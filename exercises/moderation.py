@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from duoniche import llm
+from duoniche import llm_budget
 from duoniche.enums import ExerciseStatus, ExerciseType, LLMPurpose, ReviewSource
 from exercises.answers import AnswerNotInOptions, AnswerShapeError, canonical_answer
 from exercises.bank import BankItem, validate_bank_items
@@ -222,7 +222,7 @@ def exercise_staff_archive(
 
 def review_disabled_reason() -> str | None:
     """Why the review processor cannot review now (no LLM, no model, budget), or None."""
-    return llm.disabled_reason(LLMPurpose.ASSESSMENT)
+    return llm_budget.disabled_reason(LLMPurpose.ASSESSMENT)
 
 
 def exercise_staff_send_to_review(

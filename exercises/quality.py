@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from duoniche import llm
+from duoniche import llm, llm_models
 from duoniche.enums import ExerciseType, LLMPurpose
 from duoniche.languages import get_language
 from duoniche.texts import render
@@ -143,7 +143,7 @@ def assess_generated_exercise(*, draft: Draft) -> Assessment:
             issues=tuple(issues),
             analysis={"stage": "deterministic", "is_valid": False, "issues": issues},
         )
-    model = llm.model_name(LLMPurpose.ASSESSMENT)
+    model = llm_models.model_name(LLMPurpose.ASSESSMENT)
     try:
         review = llm.structured_call(
             purpose=LLMPurpose.ASSESSMENT,

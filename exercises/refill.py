@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Count
 
-from duoniche import llm
+from duoniche import llm_models
 from duoniche.enums import ExerciseStatus, ExerciseType, LLMPurpose
 from duoniche.languages import languages
 from exercises import audio, generation
@@ -219,7 +219,7 @@ def _warm_up_llm(run: _Run) -> None:
         return
     try:
         for purpose in (LLMPurpose.GENERATION, LLMPurpose.ASSESSMENT):
-            llm.chat_model(purpose)
+            llm_models.chat_model(purpose)
     except Exception:  # the slots will report the real problem
         logger.debug("LLM warm-up failed", exc_info=True)
 

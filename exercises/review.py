@@ -32,7 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from duoniche import llm
+from duoniche import llm, llm_budget
 from duoniche.enums import ExerciseStatus, LLMPurpose, ReviewSource
 from exercises.models import Exercise, ExerciseAnswer
 from exercises.prompts.review import (
@@ -183,7 +183,7 @@ def _verdicts_by_exercise(exercise_ids: list[int]) -> dict[int, list[ExerciseAns
 def review_processor(*, now: datetime, dry_run: bool = False) -> dict[str, Any]:
     """Review one batch of `pending_review` exercises (docs/jobs.md); `dry_run` shows the queue."""
     batch = _queue()
-    reason = llm.disabled_reason(LLMPurpose.ASSESSMENT)
+    reason = llm_budget.disabled_reason(LLMPurpose.ASSESSMENT)
     stats: dict[str, Any] = {
         "dry_run": dry_run,
         "queue": [exercise.pk for exercise in batch],
@@ -205,7 +205,7 @@ def review_processor(*, now: datetime, dry_run: bool = False) -> dict[str, Any]:
 
     verdicts = _verdicts_by_exercise([exercise.pk for exercise in batch])
     for exercise in batch:
-        reason = llm.disabled_reason(LLMPurpose.ASSESSMENT)
+        reason = llm_budget.disabled_reason(LLMPurpose.ASSESSMENT)
         if reason is not None:  # e.g. the budget ran out during this run
             stats["skipped_reason"] = reason
             logger.warning("review processor stopped: %s", reason)

@@ -11,7 +11,7 @@ import logging
 
 from django.conf import settings
 
-from duoniche import llm
+from duoniche import llm, llm_budget
 from duoniche.enums import LLMPurpose
 from duoniche.telegram_html import clean_telegram_html, truncate_visible, visible_length
 from duoniche.texts import render
@@ -146,7 +146,7 @@ def report_write_llm(context: DetailedReportContext, language: str | None) -> st
     the purpose is disabled (no LLM, no model, budget exhausted) or the first request fails; a
     failed length retry keeps the answer already received.
     """
-    reason = llm.disabled_reason(LLMPurpose.REPORTS)
+    reason = llm_budget.disabled_reason(LLMPurpose.REPORTS)
     if reason is not None:
         logger.info("detailed report %s: LLM writer disabled (%s)", context.report_id, reason)
         return None

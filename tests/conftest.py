@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
-from duoniche import llm
+from duoniche import llm_models
 from tests.fakes.llm import ScriptedChatModel
 
 
@@ -25,7 +25,7 @@ def fake_llm(settings) -> Iterator[ScriptedChatModel]:
     settings.OPENAI_API_KEY = "test"
     settings.OPENAI_MAIN_MODEL_NAME = "fake-model"
     model = ScriptedChatModel()
-    with llm.using_chat_model(lambda config: model):
+    with llm_models.using_chat_model(lambda config: model):
         yield model
 
 

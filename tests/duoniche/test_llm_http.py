@@ -13,7 +13,7 @@ import pytest
 from django.core.cache import cache
 from prometheus_client import REGISTRY
 
-from duoniche import llm
+from duoniche import llm, llm_budget
 from duoniche.models import LLMCall
 from exercises.generation import generation_disabled_reason
 from exercises.prompts import data_tag
@@ -289,12 +289,12 @@ def test_the_budget_stops_calls_and_sets_the_gauge(openai_server, settings):
     assert budget_gauge() == 1
     assert len(openai_server.requests) == 1  # no request once the budget is reached
     assert LLMCall.objects.count() == 1
-    assert not llm.purpose_enabled("validation")
+    assert not llm_budget.purpose_enabled("validation")
     assert generation_disabled_reason() == (
         "exercise generation disabled: daily LLM budget exhausted"
     )
 
     settings.LLM_DAILY_BUDGET_USD = 1.0
     cache.clear()
-    assert llm.purpose_enabled("validation")
+    assert llm_budget.purpose_enabled("validation")
     assert budget_gauge() == 0

@@ -15,7 +15,7 @@ from langchain.chat_models import base as langchain_chat_models
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from duoniche import llm
+from duoniche import llm, llm_budget, llm_models
 from duoniche.models import LLMCall
 from exercises.generation import generation_disabled_reason
 from exercises.prompts.generate import GENERATE_CHOOSE_SENTENCE, ChooseSentenceGeneration
@@ -57,11 +57,11 @@ def generate() -> ChooseSentenceGeneration:
 
 def test_our_provider_table_is_the_one_of_the_installed_langchain():
     # `init_chat_model` of another langchain version may add or drop providers: update the table.
-    assert set(llm.PROVIDER_PACKAGES) == set(langchain_chat_models._SUPPORTED_PROVIDERS)
+    assert set(llm_models.PROVIDER_PACKAGES) == set(langchain_chat_models._SUPPORTED_PROVIDERS)
 
 
 def test_the_missing_provider_of_these_tests_is_really_missing():
-    assert find_spec(llm.PROVIDER_PACKAGES[MISSING][0]) is None
+    assert find_spec(llm_models.PROVIDER_PACKAGES[MISSING][0]) is None
 
 
 def test_the_default_provider_builds_chat_openai_with_every_setting(openai_server, settings):
@@ -69,7 +69,7 @@ def test_the_default_provider_builds_chat_openai_with_every_setting(openai_serve
     settings.OPENAI_MAX_RETRIES = 3
     settings.OPENAI_REQUEST_TIMEOUT = 7.0
 
-    model = llm.chat_model("generation")
+    model = llm_models.chat_model("generation")
 
     assert isinstance(model, ChatOpenAI)
     assert (model.model_name, model.temperature, model.max_retries) == (FAKE_MODEL, 0.3, 3)
@@ -97,9 +97,9 @@ def test_a_provider_prefix_in_the_model_name_reaches_the_server_without_it(opena
 
 
 def test_a_colon_that_names_no_provider_stays_in_the_model_name():
-    assert llm.split_model("llama3:8b") == (None, "llama3:8b")
-    assert llm.split_model("Anthropic:claude-x") == ("anthropic", "claude-x")
-    assert llm.split_model("openai:") == (None, "openai:")
+    assert llm_models.split_model("llama3:8b") == (None, "llama3:8b")
+    assert llm_models.split_model("Anthropic:claude-x") == ("anthropic", "claude-x")
+    assert llm_models.split_model("openai:") == (None, "openai:")
 
 
 @pytest.mark.parametrize("configure", ["setting", "prefix"])
@@ -115,12 +115,12 @@ def test_a_provider_without_its_package_disables_the_llm_naming_it(
         "(pip install langchain-anthropic, and pin it in requirements.txt)"
     )
 
-    assert llm.disabled_reason("generation") == expected
+    assert llm_budget.disabled_reason("generation") == expected
     assert generation_disabled_reason() == f"exercise generation disabled: {expected}"
     with pytest.raises(llm.LLMUnavailable, match="pip install langchain-anthropic"):
         generate()
     with pytest.raises(ImproperlyConfigured, match="langchain-anthropic"):
-        llm.chat_model("generation")
+        llm_models.chat_model("generation")
     assert openai_server.requests == []
     assert LLMCall.objects.count() == 0
 
@@ -128,7 +128,7 @@ def test_a_provider_without_its_package_disables_the_llm_naming_it(
 def test_an_unknown_provider_disables_the_llm_naming_the_setting(openai_server, settings):
     settings.LLM_PROVIDER = "acme"
 
-    reason = llm.disabled_reason("validation")
+    reason = llm_budget.disabled_reason("validation")
 
     assert reason is not None
     assert reason.startswith("unknown LLM provider 'acme' (set LLM_PROVIDER to one of: ")
@@ -143,10 +143,10 @@ def test_another_provider_needs_no_openai_key_and_is_recorded_by_name(settings):
     settings.OPENAI_BASE_URL = ""
     settings.OPENAI_MAIN_MODEL_NAME = "model-x"
     settings.LLM_PROVIDER = "openai"
-    assert not llm.llm_configured(llm.model_provider("generation"))
+    assert not llm_models.llm_configured(llm_models.model_provider("generation"))
 
     settings.LLM_PROVIDER = "azure_openai"  # its package (langchain-openai) is installed
 
-    assert llm.model_provider("generation") == "azure_openai"
-    assert llm.disabled_reason("generation") is None
-    assert llm.provider_host("azure_openai") == "azure_openai"
+    assert llm_models.model_provider("generation") == "azure_openai"
+    assert llm_budget.disabled_reason("generation") is None
+    assert llm_models.provider_host("azure_openai") == "azure_openai"

@@ -1,6 +1,7 @@
 """Generators for fill, choose-sentence and story and the choices made before a
 generation: level, topic, persona (docs/jobs.md). The model is the scripted fake chat
-model behind `duoniche.llm`'s seam; parsing, attempts and the ledger run for real."""
+model behind the chat-model seam of `duoniche.llm_models`; parsing, attempts and the ledger
+run for real."""
 
 from __future__ import annotations
 

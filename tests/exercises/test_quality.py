@@ -1,6 +1,6 @@
 """The generation-time quality assessor: deterministic checks, then the LLM review.
 
-The model is the scripted fake chat model behind `duoniche.llm`'s seam.
+The model is the scripted fake chat model behind the chat-model seam of `duoniche.llm_models`.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from django.db.models import F
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from duoniche import llm
+from duoniche import llm_models
 from duoniche.enums import ExerciseSource, ExerciseStatus, ExerciseType, JobRunStatus
 from duoniche.models import JobLock, JobRun, LLMCall
 from exercises.audio import tts_cooldown_active, tts_failure_note
@@ -148,7 +148,7 @@ def exercise_llm(settings) -> Iterator[ExerciseWriter]:
     settings.OPENAI_MAX_RETRIES = 0
     settings.LLM_DAILY_BUDGET_USD = 0.0
     try:
-        with llm.using_chat_model(llm.provider_chat_model):
+        with llm_models.using_chat_model(llm_models.provider_chat_model):
             yield server
     finally:
         server.stop()

@@ -1,4 +1,4 @@
-"""A scripted LangChain chat model, the fake behind `duoniche.llm`'s seam for unit tests.
+"""A scripted LangChain chat model: the fake behind `duoniche.llm_models`' seam for unit tests.
 
 `ScriptedChatModel` is a real `BaseChatModel`: the boundary wraps it with LangChain's own
 `with_structured_output` (tool calling through `bind_tools`), so parsing, the not-None guard,

@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from duoniche import llm
+from duoniche import llm_models
 
 FAKE_MODEL = "fake-gpt"
 FAKE_API_KEY = "sk-fake-openai-key"
@@ -305,7 +305,7 @@ def openai_server_fixture(settings) -> Iterator[FakeOpenAIServer]:
     settings.OPENAI_MAX_RETRIES = 0
     settings.LLM_DAILY_BUDGET_USD = 0.0
     try:
-        with llm.using_chat_model(llm.provider_chat_model):
+        with llm_models.using_chat_model(llm_models.provider_chat_model):
             yield server
     finally:
         server.stop()
