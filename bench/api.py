@@ -227,9 +227,11 @@ def seed_history(count: int) -> None:
             "FROM generate_series(1, %s) g",
             [learners],
         )
-        cursor.execute(f"SELECT min(id), max(id) FROM {users} WHERE telegram_id LIKE 'h%%'")  # noqa: S608
+        bounds = f"SELECT min(id), max(id) FROM {users} WHERE telegram_id LIKE 'h%%'"  # noqa: S608
+        cursor.execute(bounds)
         first_user, last_user = cursor.fetchone()
-        cursor.execute(f"SELECT array_agg(id ORDER BY id) FROM {exercises}")  # noqa: S608
+        every_exercise = f"SELECT array_agg(id ORDER BY id) FROM {exercises}"  # noqa: S608
+        cursor.execute(every_exercise)
         (exercise_ids,) = cursor.fetchone()
         batch = 2_000_000
         for offset in range(0, count, batch):
