@@ -24,14 +24,22 @@ load the beats run on for a few more cycles, then everything is stopped and chec
     .venv/bin/python bench/scale.py                                 # 40 learners, 60 s
     .venv/bin/python bench/scale.py --learners 8 --seconds 10 --cycle-seconds 2  # make test
 
+An LLM fake on loopback (`bench/refill.py`'s, over real HTTP with the real client) writes a valid,
+unique exercise for every generation request, with the stock target (`--stock-target`) above the
+starter bank, so refill generates in every cycle, and checks:
+
+- no exercise generated twice (content hashes), every generated exercise one that a refill run
+  reported, and no language and type ever above the target: two refills running at once would
+  each fill the same deficit.
+
 Needs nginx (Debian's nginx-light), the local PostgreSQL and Redis (`--redis-url`, a database of
-its own: flushed). Exits 1 when a check fails. No LLM: generation stays off, so "no duplicate
-generated exercises" is not measured here.
+its own: flushed). Exits 1 when a check fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -50,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from benchdb import drop_database, reset_database  # a sibling module: the benches run as scripts
+from refill import MODEL, USAGE, exercise_reply  # valid, unique generated exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -71,6 +80,7 @@ class Stack:
     args: argparse.Namespace
     workdir: Path
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    llm_url: str = ""
 
     @property
     def env(self) -> dict[str, str]:
@@ -89,8 +99,11 @@ class Stack:
             "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
             "NOTIFICATION_TASKS_QUEUE_NAME": NOTIFIER_QUEUE,
             "TRUSTED_PROXY_COUNT": "1",
-            "OPENAI_API_KEY": "",
-            "OPENAI_BASE_URL": "",
+            "OPENAI_API_KEY": "sk-scale-fake-key" if self.llm_url else "",
+            "OPENAI_BASE_URL": self.llm_url,
+            "OPENAI_MAIN_MODEL_NAME": MODEL,
+            "OPENAI_MAX_RETRIES": "0",
+            "MIN_EXERCISE_COUNT_TO_GENERATE_NEW": str(self.args.stock_target),
             "GENERATE_AUDIO": "false",
             "SENTRY_DSN": "",
             "DJANGO_LOG_LEVEL": "WARNING",
@@ -296,6 +309,84 @@ def notifier_messages(redis_url: str) -> Counter[str]:
     return task_ids
 
 
+def make_llm(latency: float) -> Any:
+    """A loopback OpenAI-compatible fake: refill's exercise writer, plus a quick "not quite" for
+    answer validation and translation; anything else (accent and story generation, the review
+    assessor) gets an immediate 400, which the client does not retry."""
+    from tests.fakes.openai_server import FakeOpenAIServer, Reply, Slow, Status
+
+    verdict = {"is_correct": False, "feedback": "Not quite.", "error_tags": None}
+    translation = {"translated_text": "Not quite.", "source_language": "en"}
+
+    @dataclass
+    class Writer(FakeOpenAIServer):
+        _current: threading.local = field(default_factory=threading.local)
+
+        def record(self, request: Any) -> None:
+            super().record(request)
+            self._current.request = request  # the handler asks for the reply next, same thread
+
+        def next_reply(self) -> Any:
+            body = self._current.request.body
+            response_format = body.get("response_format") or {}
+            schema = str((response_format.get("json_schema") or {}).get("name") or "")
+            if not schema:
+                schema = str((body.get("tools") or [{}])[0].get("function", {}).get("name") or "")
+            if schema == "AttemptValidation":
+                return Slow(latency, Reply(verdict, usage=USAGE["assessment"]))
+            if schema == "FeedbackTranslation":
+                return Slow(latency, Reply(translation, usage=USAGE["assessment"]))
+            user = str((body.get("messages") or [{}])[-1].get("content") or "")
+            language = "Serbian" if "Serbian" in user else "Bulgarian"
+            try:
+                purpose, answer = exercise_reply(schema, language, next(NUMBERS))
+            except RuntimeError:
+                return Status(400, f"the scale fake does not write {schema or 'this'}")
+            return Slow(latency, Reply(answer, usage=USAGE[purpose]))
+
+    return Writer().start()
+
+
+NUMBERS = itertools.count(1)
+
+
+def setup_django(stack: Stack) -> None:
+    """Django in this driver process too (the LLM fake and the stock check use it); it writes no
+    metrics into the stack's shared directory."""
+    import django
+
+    env = dict(stack.env)
+    env.pop("PROMETHEUS_MULTIPROC_DIR")
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    django.setup()
+
+
+def generation_counts(target: int) -> dict[str, Any]:
+    """What refill generated, against what its runs reported and the stock target."""
+    from django.db.models import Count
+
+    from duoniche.models import JobRun
+    from exercises.models import Exercise
+    from exercises.refill import untouched_stock
+
+    reported = sum(
+        int((run.stats or {}).get("totals", {}).get("generated", 0))
+        for run in JobRun.objects.filter(job="refill_stock")
+    )
+    repeated = (
+        Exercise.objects.values("content_hash").annotate(n=Count("id")).filter(n__gt=1).count()
+    )
+    stock = untouched_stock()
+    return {
+        "generated": Exercise.objects.filter(source="generated").count(),
+        "reported_by_refill_runs": reported,
+        "content_hashes_twice": repeated,
+        "most_untouched_in_a_pair": max(stock.values(), default=0),
+        "target": target,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="duoniche-scale-"))
     (workdir / "metrics").mkdir()
@@ -304,6 +395,9 @@ def run(args: argparse.Namespace) -> int:
 
     redis.Redis.from_url(args.redis_url).flushdb()
     reset_database(args.database_url)
+    setup_django(stack)
+    llm = make_llm(args.llm_latency)
+    stack.llm_url = llm.url
     started = time.monotonic()
     try:
         stack.manage("migrate", "--noinput")
@@ -348,8 +442,10 @@ def run(args: argparse.Namespace) -> int:
         metrics = scrape(base)
         counts = database_counts(args.database_url)
         published = notifier_messages(args.redis_url)
+        generation = generation_counts(args.stock_target)
     finally:
         stack.stop()
+        llm.stop()
     elapsed_cycles = (time.monotonic() - started) / args.cycle_seconds
 
     checks = {
@@ -357,10 +453,13 @@ def run(args: argparse.Namespace) -> int:
             n for status, n in load.statuses.items() if status >= 500
         ) + load.transport_errors == 0,
         "no job ran twice in a period": counts["duplicate_periods"] == 0,
-        "every interval job ran in many periods": min(
+        # refill_stock runs longer than a compressed cycle while it generates (its lock makes
+        # the next periods skip), so it is only asked to have come round more than once.
+        "every short interval job ran in many periods": min(
             counts["periods"].get(job, 0) for job in
-            ("refill_stock", "notification_scheduler", "metrics_updater")
+            ("notification_scheduler", "metrics_updater", "quality_monitor")
         ) >= min(5, elapsed_cycles / 4),
+        "refill_stock ran in more than one period": counts["periods"].get("refill_stock", 0) > 1,
         "no notification published twice": all(n == 1 for n in published.values()),
         "/metrics attempts == database attempts": metrics.get(
             "backend_exercise_attempt_total", 0) == counts["attempts"],
@@ -368,6 +467,12 @@ def run(args: argparse.Namespace) -> int:
             "backend_new_users_total", 0) == counts["users"],
         "/metrics succeeded job runs == database": metrics.get(
             "backend_job_runs_total{succeeded}", 0) == counts["job_runs_succeeded"],
+        "exercises were generated": generation["generated"] > 0,
+        "no exercise generated twice": generation["content_hashes_twice"] == 0,
+        "every generated exercise is one a refill run reported": generation["generated"]
+        == generation["reported_by_refill_runs"],
+        "two refills never filled one deficit twice": generation["most_untouched_in_a_pair"]
+        <= args.stock_target,
         # A repeat of the same answer to the same exercise is answered but not recorded again.
         "answers were recorded": 0 < counts["attempts"] <= load.answers,
     }  # fmt: skip
@@ -376,6 +481,7 @@ def run(args: argparse.Namespace) -> int:
         "metrics": {k: metrics.get(k) for k in ("backend_exercise_attempt_total",
                     "backend_new_users_total", "backend_job_runs_total{succeeded}")},
         "notifier_messages": sum(published.values()),
+        "generation": generation,
         "checks": checks,
     }  # fmt: skip
     print(json.dumps(summary, indent=2, default=str))
@@ -395,6 +501,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--cycle-seconds", type=int, default=3)
     parser.add_argument("--pause-seconds", type=int, default=4)
+    parser.add_argument(
+        "--stock-target",
+        type=int,
+        default=25,
+        help="MIN_EXERCISE_COUNT_TO_GENERATE_NEW: above the starter bank, so refill generates",
+    )
+    parser.add_argument("--llm-latency", type=float, default=0.05, help="the LLM fake's delay")
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
     sys.exit(run(parser.parse_args()))
 

@@ -1,8 +1,9 @@
 """Two copies of every process on one machine (issue 13 item 6), the small version of
 `bench/scale.py`: two web processes behind nginx, two Celery workers, two beats, one PostgreSQL
 and one Redis, eight learners for ten seconds with every job's interval at two seconds. The
-script checks no duplicate job run per period, no notification published twice, no 5xx, and
-`/metrics` totals equal to the database's counts; it exits 1 when one fails.
+script checks no duplicate job run per period, no notification published twice, no exercise
+generated twice (a loopback LLM fake writes them), no 5xx, and `/metrics` totals equal to the
+database's counts; it exits 1 when one fails.
 """
 
 from __future__ import annotations
@@ -35,3 +36,4 @@ def test_two_of_every_process_share_the_work_without_duplicates():
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert '"no job ran twice in a period": true' in result.stdout
     assert '"/metrics attempts == database attempts": true' in result.stdout
+    assert '"no exercise generated twice": true' in result.stdout
