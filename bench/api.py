@@ -267,7 +267,10 @@ def request_plan() -> dict[str, Any]:
     from exercises.models import ExerciseAnswer
     from learning.models import TelegramUser
 
-    users = list(TelegramUser.objects.values_list("id", "telegram_id"))
+    # The learners the load drives: not the background history of `--history-attempts`.
+    users = list(
+        TelegramUser.objects.exclude(telegram_id__startswith="h").values_list("id", "telegram_id")
+    )
     known = list(
         ExerciseAnswer.objects.filter(is_reference=True)
         .values_list("exercise_id", "exercise__exercise_type", "exercise__exercise_language",
