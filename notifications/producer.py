@@ -8,10 +8,10 @@ A notification is produced in two steps:
    inserted, unless the existing row is `failed` and due for its retry, which is claimed
    (`failed → pending`) and sent again with the same row and `task_id`.
 2. **Send**, after commit, synchronously (never inside a transaction, never from a web request):
-   build the message of the contract and publish it with `celery_app.send_task` to the
-   Notifier queue, then record the outcome: `enqueued` (`enqueued_at`), `failed` (`attempts`,
-   `error`, `next_attempt_at`; retried by a later scheduler cycle) or `skipped` (no broker, a
-   non-numeric `telegram_id`).
+   `notifications.publishing` builds the message of the contract and publishes it with
+   `celery_app.send_task` to the Notifier queue; this module then records the outcome:
+   `enqueued` (`enqueued_at`), `failed` (`attempts`, `error`, `next_attempt_at`; retried by a
+   later scheduler cycle) or `skipped` (no broker, a non-numeric `telegram_id`).
 
 A broker outage never gives a notification up (issue 10 item 17): a `failed` row is retried with
 exponential back-off (`NOTIFICATION_RETRY_BASE_SECONDS`, doubling up to
