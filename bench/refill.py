@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -145,6 +146,10 @@ def seed_stocked_types(minimum: int) -> int:
 _numbers = itertools.count(1)
 
 
+#: The structured outputs `exercise_reply` writes.
+WRITTEN = frozenset({"FillInTheBlankGeneration", "ChooseSentenceGeneration", "ExerciseReview"})
+
+
 def exercise_reply(schema: str, language: str, n: int) -> tuple[str, dict[str, Any]]:
     """(purpose, answer): a valid generation for `schema` in `language`, unique by `n`."""
     tags: dict[str, list[str]] = {"grammar": [], "vocabulary": []}
@@ -176,7 +181,8 @@ def exercise_reply(schema: str, language: str, n: int) -> tuple[str, dict[str, A
     raise RuntimeError(f"the bench fake got an unexpected request for {schema!r}")
 
 
-def make_server(latency: float) -> Any:
+def make_server(latency: float, other: Callable[[str], Any] | None = None) -> Any:
+    """The fake; `other(schema)` answers what this module does not write (None: not handled)."""
     from tests.fakes.openai_server import FakeOpenAIServer, Reply, Slow
 
     @dataclass
@@ -195,6 +201,8 @@ def make_server(latency: float) -> Any:
             schema = str((response_format.get("json_schema") or {}).get("name") or "")
             if not schema:
                 schema = str((body.get("tools") or [{}])[0].get("function", {}).get("name") or "")
+            if other is not None and schema not in WRITTEN:
+                return other(schema)
             user = str((body.get("messages") or [{}])[-1].get("content") or "")
             language = "Serbian" if "Serbian" in user else "Bulgarian"
             purpose, answer = exercise_reply(schema, language, next(_numbers))

@@ -39,7 +39,6 @@ its own: flushed). Exits 1 when a check fails.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import random
@@ -58,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from benchdb import drop_database, reset_database  # a sibling module: the benches run as scripts
-from refill import MODEL, USAGE, exercise_reply  # valid, unique generated exercises
+from refill import MODEL, USAGE, make_server  # valid, unique generated exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -313,41 +312,19 @@ def make_llm(latency: float) -> Any:
     """A loopback OpenAI-compatible fake: refill's exercise writer, plus a quick "not quite" for
     answer validation and translation; anything else (accent and story generation, the review
     assessor) gets an immediate 400, which the client does not retry."""
-    from tests.fakes.openai_server import FakeOpenAIServer, Reply, Slow, Status
+    from tests.fakes.openai_server import Reply, Slow, Status
 
-    verdict = {"is_correct": False, "feedback": "Not quite.", "error_tags": None}
-    translation = {"translated_text": "Not quite.", "source_language": "en"}
+    replies: dict[str, dict[str, Any]] = {
+        "AttemptValidation": {"is_correct": False, "feedback": "Not quite.", "error_tags": None},
+        "FeedbackTranslation": {"translated_text": "Not quite.", "source_language": "en"},
+    }
 
-    @dataclass
-    class Writer(FakeOpenAIServer):
-        _current: threading.local = field(default_factory=threading.local)
+    def other(schema: str) -> Any:
+        if schema in replies:
+            return Slow(latency, Reply(replies[schema], usage=USAGE["assessment"]))
+        return Status(400, f"the scale fake does not write {schema or 'this'}")
 
-        def record(self, request: Any) -> None:
-            super().record(request)
-            self._current.request = request  # the handler asks for the reply next, same thread
-
-        def next_reply(self) -> Any:
-            body = self._current.request.body
-            response_format = body.get("response_format") or {}
-            schema = str((response_format.get("json_schema") or {}).get("name") or "")
-            if not schema:
-                schema = str((body.get("tools") or [{}])[0].get("function", {}).get("name") or "")
-            if schema == "AttemptValidation":
-                return Slow(latency, Reply(verdict, usage=USAGE["assessment"]))
-            if schema == "FeedbackTranslation":
-                return Slow(latency, Reply(translation, usage=USAGE["assessment"]))
-            user = str((body.get("messages") or [{}])[-1].get("content") or "")
-            language = "Serbian" if "Serbian" in user else "Bulgarian"
-            try:
-                purpose, answer = exercise_reply(schema, language, next(NUMBERS))
-            except RuntimeError:
-                return Status(400, f"the scale fake does not write {schema or 'this'}")
-            return Slow(latency, Reply(answer, usage=USAGE[purpose]))
-
-    return Writer().start()
-
-
-NUMBERS = itertools.count(1)
+    return make_server(latency, other)
 
 
 def setup_django(stack: Stack) -> None:

@@ -8,6 +8,7 @@ database's counts; it exits 1 when one fails.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,8 @@ NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").e
 @pytest.mark.skipif(NGINX is None, reason="needs nginx (apt-get install nginx-light)")
 def test_two_of_every_process_share_the_work_without_duplicates():
     # The suite's PostgreSQL server, a database of the script's own (created and dropped by it).
-    url = current_database_url().rsplit("/", 1)[0] + "/duoniche_scale_test"
+    # Named per run: two suites on one machine must not reset each other's database.
+    url = current_database_url().rsplit("/", 1)[0] + f"/duoniche_scale_test_{os.getpid()}"
     result = subprocess.run(
         [sys.executable, "bench/scale.py", "--learners", "8", "--seconds", "10",
          "--cycle-seconds", "2", "--database-url", url,
