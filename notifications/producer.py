@@ -32,6 +32,9 @@ have happened: re-read the row (`NotificationLog.status`) to learn the outcome.
 
 Without a broker (`CELERY_BROKER_URL` empty, i.e. `REDIS_URL` empty) or in eager mode the producer
 is disabled (docs/jobs.md): each notification is logged and its row set to `skipped`, "no broker".
+
+This module is the log's one write path; what it reads first (the plan, the rows due, the rows to
+send, stuck rows) is in `notifications.log_selectors`.
 """
 
 from __future__ import annotations
@@ -39,42 +42,34 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, ExpressionWrapper, F, Q
+from django.db.models import F
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from duoniche.enums import NotificationStatus
-from notifications.models import NotificationLog
-from notifications.publishing import (
-    Outcomes,
-    OutgoingNotification,
-    log_only,
-    publish,
+from notifications.log_selectors import (
+    CHUNK_SIZE,
+    chunks,
+    notification_plan,
+    pending_outgoing,
+    retry_due,
+    stuck_pending,
 )
+from notifications.models import NotificationLog
+from notifications.publishing import Outcomes, log_only, publish
 
 logger = logging.getLogger(__name__)
 
-#: A `pending` row older than this was committed but never sent (the process died).
-STUCK_AFTER = timedelta(minutes=10)
-#: Rows per INSERT / per `IN (...)` list, and messages per status flush.
-CHUNK_SIZE = 1000
-
 NOT_RELEVANT = "no longer relevant"
 TOO_OLD = "too old"
-T = TypeVar("T")
-
-
-def _chunks(items: Sequence[T], size: int = CHUNK_SIZE) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _require_transaction() -> None:
@@ -90,17 +85,6 @@ def retry_delay(attempts: int) -> timedelta:
     cap = max(int(settings.NOTIFICATION_RETRY_MAX_DELAY_SECONDS), base)
     exponent = min(max(attempts, 1) - 1, 32)
     return timedelta(seconds=min(base * 2**exponent, cap))
-
-
-def retry_max_age() -> timedelta:
-    return timedelta(seconds=int(settings.NOTIFICATION_RETRY_MAX_AGE_SECONDS))
-
-
-def _retry_due(*, now: datetime) -> Q:
-    """A `failed` row whose retry is due and which is not too old to be sent."""
-    return Q(status=NotificationStatus.FAILED, created_at__gte=now - retry_max_age()) & (
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
 
 
 def notifier_enabled() -> bool:
@@ -150,9 +134,9 @@ def _claim_retries(log_ids: Sequence[int], *, now: datetime) -> list[int]:
     of two producers only one re-sends a row.
     """
     claimed: list[int] = []
-    for chunk in _chunks(log_ids):
+    for chunk in chunks(log_ids):
         ids = list(
-            NotificationLog.objects.filter(_retry_due(now=now), pk__in=chunk)
+            NotificationLog.objects.filter(retry_due(now=now), pk__in=chunk)
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)
         )
@@ -226,39 +210,6 @@ class PreparedBatch:
         return sum(1 for outcome in self.outcomes.values() if outcome == status)
 
 
-@dataclass(frozen=True)
-class NotificationPlan:
-    """Which drafts would be inserted, which existing rows re-sent, how many are duplicates."""
-
-    new: list[NotificationDraft]
-    retry_ids: list[int]
-    retry_keys: list[str]
-    duplicates: int
-
-
-def notification_plan(drafts: Sequence[NotificationDraft], *, now: datetime) -> NotificationPlan:
-    """Split `drafts` against the log (read only; one query per `CHUNK_SIZE` drafts)."""
-    unique: dict[str, NotificationDraft] = {}
-    for draft in drafts:
-        unique.setdefault(draft.dedupe_key, draft)
-    keys = list(unique)
-    existing: dict[str, tuple[int, bool]] = {}
-    for chunk in _chunks(keys):
-        for pk, key, due in (
-            NotificationLog.objects.filter(dedupe_key__in=chunk)
-            .annotate(due=ExpressionWrapper(_retry_due(now=now), output_field=BooleanField()))
-            .values_list("pk", "dedupe_key", "due")
-        ):
-            existing[key] = (pk, bool(due))
-    retry = [(pk, key) for key, (pk, due) in existing.items() if due]
-    return NotificationPlan(
-        new=[draft for key, draft in unique.items() if key not in existing],
-        retry_ids=[pk for pk, _ in retry],
-        retry_keys=[key for _, key in retry],
-        duplicates=len(drafts) - len(unique) + len(existing) - len(retry),
-    )
-
-
 def notification_prepare_many(
     *,
     drafts: Sequence[NotificationDraft],
@@ -284,7 +235,7 @@ def notification_prepare_many(
         # A concurrent producer may have inserted a key since the plan: ignore the conflict and
         # send only the rows that carry our task ids.
         NotificationLog.objects.bulk_create(logs, batch_size=CHUNK_SIZE, ignore_conflicts=True)
-        for chunk in _chunks([log.task_id for log in logs]):
+        for chunk in chunks([log.task_id for log in logs]):
             batch.new += NotificationLog.objects.filter(task_id__in=chunk).values_list(
                 "pk", flat=True
             )
@@ -334,19 +285,10 @@ def notification_retry_many(
     return batch
 
 
-def notification_retries_due(*, now: datetime, limit: int) -> list[NotificationLog]:
-    """`failed` rows whose retry is due (too old ones included, to be given up), oldest first."""
-    return list(
-        NotificationLog.objects.filter(status=NotificationStatus.FAILED)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .order_by("next_attempt_at", "pk")[:limit]
-    )
-
-
 def notification_give_up(*, log_ids: Sequence[int], reason: str) -> int:
     """`failed → skipped` with `reason` (no longer relevant, too old); the rows changed."""
     given_up = 0
-    for chunk in _chunks(list(log_ids)):
+    for chunk in chunks(list(log_ids)):
         given_up += NotificationLog.objects.filter(
             pk__in=chunk, status=NotificationStatus.FAILED
         ).update(status=NotificationStatus.SKIPPED, error=reason, next_attempt_at=None)
@@ -405,30 +347,6 @@ def _outcomes_flush(outcomes: Outcomes, *, now: datetime) -> dict[int, str]:
     return statuses
 
 
-_OUTGOING_FIELDS = (
-    "pk",
-    "task_id",
-    "dedupe_key",
-    "user_id",
-    "user__telegram_id",
-    "bot_id",
-    "notification_type",
-    "text",
-    "reply_markup",
-    "metadata",
-    "attempts",
-)
-
-
-def _pending(log_ids: Sequence[int]) -> list[OutgoingNotification]:
-    rows = (
-        NotificationLog.objects.filter(pk__in=log_ids, status=NotificationStatus.PENDING)
-        .order_by("pk")
-        .values_list(*_OUTGOING_FIELDS)
-    )
-    return [OutgoingNotification(*row) for row in rows]
-
-
 def notification_send(log_id: int, *, now: datetime | None = None) -> str | None:
     """Send one prepared row (see `notification_send_many`); its status afterwards, or None."""
     return notification_send_many([log_id], now=now).get(log_id)
@@ -450,8 +368,8 @@ def _send_many(log_ids: Sequence[int], *, now: datetime) -> list[tuple[int, str,
     """(log id, dedupe key, new status) of every row sent, failed or skipped."""
     sent: list[tuple[int, str, str]] = []
     enabled = notifier_enabled()
-    for chunk in _chunks(list(log_ids)):
-        logs = _pending(list(chunk))
+    for chunk in chunks(list(log_ids)):
+        logs = pending_outgoing(list(chunk))
         if not logs:
             continue
         outcomes = Outcomes()
@@ -488,12 +406,4 @@ def notification_fail_stuck(*, now: datetime) -> int:
         attempts=F("attempts") + 1,
         error="stuck in pending: not sent after commit",
         next_attempt_at=now,
-    )
-
-
-def stuck_pending(*, now: datetime) -> Q:
-    """`pending` rows whose latest attempt (or creation) began over `STUCK_AFTER` ago."""
-    cut = now - STUCK_AFTER
-    return Q(status=NotificationStatus.PENDING) & (
-        Q(last_attempt_at__lt=cut) | Q(last_attempt_at__isnull=True, created_at__lt=cut)
     )

@@ -56,6 +56,12 @@ from notifications.drafts import (
     session_reminder_draft,
     short_report_draft,
 )
+from notifications.log_selectors import (
+    notification_plan,
+    notification_retries_due,
+    retry_max_age,
+    stuck_pending,
+)
 from notifications.models import NotificationLog
 from notifications.producer import (
     NOT_RELEVANT,
@@ -64,12 +70,8 @@ from notifications.producer import (
     PreparedBatch,
     notification_fail_stuck,
     notification_give_up,
-    notification_plan,
     notification_prepare_many,
-    notification_retries_due,
     notification_retry_many,
-    retry_max_age,
-    stuck_pending,
 )
 from notifications.relevance import notification_log_is_relevant, notification_report_id
 from notifications.selectors import (
