@@ -35,6 +35,11 @@ class LanguageLevel(models.TextChoices):
     C2 = "C2"
 
 
+class LevelChangeSource(models.TextChoices):
+    POLICY = "policy"
+    STAFF = "staff"
+
+
 class ExerciseTopic(models.TextChoices):
     GENERAL = "general"
     SHOPPING = "shopping"

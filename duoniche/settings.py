@@ -489,8 +489,39 @@ DEFAULT_USER_LANGUAGE = env.str("DEFAULT_USER_LANGUAGE", default="en")
 DEFAULT_BOT_MESSAGE_LANGUAGE = env.str("DEFAULT_BOT_MESSAGE_LANGUAGE", default="en")
 DEFAULT_TARGET_LANGUAGE = env.str("DEFAULT_TARGET_LANGUAGE", default="Bulgarian")
 ASYNC_TASK_CACHE_TTL = env.int("ASYNC_TASK_CACHE_TTL", default=120)
+# Spaced review (docs/learning.md): mistakes come back when FSRS says they are about to be
+# forgotten, at most REVIEWS_IN_SET of each set; SPACED_REVIEW=false restores the old order.
+SPACED_REVIEW = env.bool("SPACED_REVIEW", default=True)
+REVIEWS_IN_SET = env.int("REVIEWS_IN_SET", default=2)
+REVIEW_DESIRED_RETENTION = env.float("REVIEW_DESIRED_RETENTION", default=0.9)
+# The level policy: promote at >= LEVEL_PROMOTE_SHARE right of the last LEVEL_WINDOW answers at
+# the level, demote at <= LEVEL_DEMOTE_SHARE, counting only answers since the last change; back to
+# a level the learner was moved down from within LEVEL_RETURN_DAYS takes LEVEL_RETURN_SHARE.
+ADAPTIVE_LEVEL = env.bool("ADAPTIVE_LEVEL", default=True)
+LEVEL_WINDOW = env.int("LEVEL_WINDOW", default=30)
+LEVEL_PROMOTE_SHARE = env.float("LEVEL_PROMOTE_SHARE", default=0.85)
+LEVEL_DEMOTE_SHARE = env.float("LEVEL_DEMOTE_SHARE", default=0.6)
+LEVEL_RETURN_SHARE = env.float("LEVEL_RETURN_SHARE", default=0.95)
+LEVEL_RETURN_DAYS = env.int("LEVEL_RETURN_DAYS", default=28)
+# Streak freezes: one earned per STREAK_FREEZE_EVERY_DAYS days of streak, at most
+# STREAK_FREEZES_MAX held (0 turns them off).
+STREAK_FREEZE_EVERY_DAYS = env.int("STREAK_FREEZE_EVERY_DAYS", default=7)
+STREAK_FREEZES_MAX = env.int("STREAK_FREEZES_MAX", default=2)
 if EXERCISES_IN_SET < 1 or SETS_IN_SESSION < 1:
     raise ImproperlyConfigured("EXERCISES_IN_SET and SETS_IN_SESSION must be at least 1.")
+if REVIEWS_IN_SET < 0 or LEVEL_WINDOW < 1 or STREAK_FREEZE_EVERY_DAYS < 1 or STREAK_FREEZES_MAX < 0:
+    raise ImproperlyConfigured(
+        "REVIEWS_IN_SET and STREAK_FREEZES_MAX must be 0 or more; LEVEL_WINDOW and "
+        "STREAK_FREEZE_EVERY_DAYS at least 1."
+    )
+if not 0.7 <= REVIEW_DESIRED_RETENTION < 1:
+    raise ImproperlyConfigured("REVIEW_DESIRED_RETENTION must be at least 0.7 and below 1.")
+if not 0 <= LEVEL_DEMOTE_SHARE < LEVEL_PROMOTE_SHARE <= LEVEL_RETURN_SHARE <= 1:
+    raise ImproperlyConfigured(
+        "Need 0 <= LEVEL_DEMOTE_SHARE < LEVEL_PROMOTE_SHARE <= LEVEL_RETURN_SHARE <= 1."
+    )
+if LEVEL_RETURN_DAYS < 0:
+    raise ImproperlyConfigured("LEVEL_RETURN_DAYS must be 0 or more.")
 if DEFAULT_LANGUAGE_LEVEL not in ("A1", "A2", "B1", "B2", "C1", "C2"):
     raise ImproperlyConfigured("DEFAULT_LANGUAGE_LEVEL must be one of A1, A2, B1, B2, C1, C2.")
 

@@ -48,6 +48,24 @@ MESSAGES: dict[str, Promise] = {
         "Congratulations, you have done {exercise_num} exercises, and this is day {streak_days} "
         "of your streak! Time for a short break. The next session will be ready in {pause_time}.",
     ),
+    "level_up": pgettext_lazy(
+        "level_up",
+        "Your answers show you are ready for more: most exercises are now at level {level}.",
+    ),
+    "level_down": pgettext_lazy(
+        "level_down",
+        "Let's make the basics solid: for a while, most exercises are at level {level}.",
+    ),
+    "streak_freeze_used": pgettext_lazy(
+        "streak_freeze_used",
+        "Welcome back! Streak freezes covered the days you missed ({freezes_used}), "
+        "so your streak goes on: day {streak_days}.",
+    ),
+    "streak_freeze_held": pgettext_lazy(
+        "streak_freeze_held",
+        "Streak freezes you hold: {freezes}. Each covers one missed day, "
+        "so your streak of {streak_days} days can still go on.",
+    ),
     "payment_button_text": pgettext_lazy(
         "payment_button_text", "Support the project and continue now"
     ),
@@ -166,6 +184,11 @@ MESSAGES: dict[str, Promise] = {
     "detailed_report_comparison": pgettext_lazy(
         "detailed_report_comparison",
         "Last week: {prev_total_attempts} exercises with {prev_accuracy}% accuracy.",
+    ),
+    "detailed_report_review": pgettext_lazy(
+        "detailed_report_review",
+        "To review: {grammar_topics}. The exercises you missed come back just before "
+        "you would forget them.",
     ),
     "detailed_report_recommendation": pgettext_lazy(
         "detailed_report_recommendation", "Suggestion: spend a little extra time on {topic}."

@@ -55,6 +55,9 @@ from learning.profiles import (
 from learning.report_admin import WeeklyReportAdmin  # noqa: F401 (registers the report pages)
 from learning.users import user_staff_update, users_delete
 
+#: Level changes listed on a profile's page, newest first.
+LEVEL_HISTORY_SHOWN = 10
+
 
 def _changelist(model: str, **params: Any) -> str:
     return reverse(f"admin:{model}_changelist") + "?" + urlencode(params)
@@ -145,7 +148,9 @@ class TelegramUserAdmin(admin.ModelAdmin):
         formset.save(commit=False)  # collects changed_objects (and the change message's lists)
         for profile, changed in formset.changed_objects:
             profile_staff_update(
-                profile_id=profile.pk, changes={name: getattr(profile, name) for name in changed}
+                profile_id=profile.pk,
+                changes={name: getattr(profile, name) for name in changed},
+                staff_name=request.user.get_username(),
             )
         for profile_form in formset.forms:
             warn_unknown_settings(request, profile_form, str(profile_form.instance))
@@ -181,9 +186,12 @@ class BotProfileAdmin(admin.ModelAdmin):
                 "fields": (
                     "session_with_limit",
                     "current_streak_days",
+                    "streak_freezes",
+                    "level_history",
                     "exercises_get_in_session",
                     "exercises_get_in_set",
                     "errors_count_in_set",
+                    "reviews_get_in_set",
                     "session_started_at",
                     "session_frozen_until",
                     "last_exercise_at",
@@ -220,6 +228,9 @@ class BotProfileAdmin(admin.ModelAdmin):
         "session_started_at",
         "session_frozen_until",
         "current_streak_days",
+        "streak_freezes",
+        "level_history",
+        "reviews_get_in_set",
         "wants_session_reminders",
         "last_long_break_reminder_type_sent",
         "last_long_break_reminder_sent_at",
@@ -229,6 +240,29 @@ class BotProfileAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
+
+    @admin.display(description="level changes")
+    def level_history(self, profile: BotProfile) -> SafeString:
+        changes = list(profile.level_changes.all()[:LEVEL_HISTORY_SHOWN])
+        if not changes:
+            return format_html("{}", "none yet: the level is the one the profile started with")
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{}: {} → {}, {} ({})</li>",
+                (
+                    (
+                        f"{change.created_at:%Y-%m-%d %H:%M}",
+                        change.from_level,
+                        change.to_level,
+                        change.get_source_display(),
+                        change.reason,
+                    )
+                    for change in changes
+                ),
+            ),
+        )
 
     @admin.display(description="session")
     def session(self, profile: BotProfile) -> str:
@@ -299,7 +333,9 @@ class BotProfileAdmin(admin.ModelAdmin):
         """Only what staff changed, through the profile service (the bot writes the row too)."""
         changes = changed_values(form)
         if changes:
-            profile_staff_update(profile_id=obj.pk, changes=changes)
+            profile_staff_update(
+                profile_id=obj.pk, changes=changes, staff_name=request.user.get_username()
+            )
         warn_unknown_settings(request, form, str(obj))
 
     # --- reset session: an action on the list and a button on the page -----------------------

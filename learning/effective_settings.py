@@ -9,9 +9,11 @@ so a cache could only serve stale plans (Fix: the previous service's cache outli
 from __future__ import annotations
 
 import logging
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -36,6 +38,9 @@ class EffectiveSettings:
     exercise_type_distribution: dict[str, float]
     exclude_topics: frozenset[str]
     alphabet: str | None
+    reviews_in_set: int
+    adaptive_level: bool
+    time_zone: str | None
 
 
 def effective_status(user: TelegramUser, now: datetime) -> str:
@@ -94,6 +99,24 @@ def _alphabet(value: Any) -> Any:
     return value
 
 
+def _flag(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+def time_zone_name(value: Any) -> str:
+    """`value` if it names an IANA time zone (`Europe/Sofia`); ValueError otherwise."""
+    if not isinstance(value, str) or not 0 < len(value) <= 64 or value not in _zone_names():
+        raise ValueError
+    return value
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
 SETTING_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "session_exercise_limit": _int_at_least(1),
     "min_session_interval_minutes": _int_at_least(0),
@@ -103,6 +126,9 @@ SETTING_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "exclude_topics": _topics,
     "allowed_languages": _strings,
     "alphabet": _alphabet,
+    "reviews_in_set": _int_at_least(0),
+    "adaptive_level": _flag,
+    "time_zone": time_zone_name,
 }
 
 #: What each known key accepts, in words (the admin shows it next to a refused value).
@@ -115,6 +141,9 @@ SETTING_RULES: dict[str, Any] = {
     "exclude_topics": gettext_lazy("should be a list of topics"),
     "allowed_languages": gettext_lazy("should be a list of texts"),
     "alphabet": gettext_lazy("should be one of the alphabets"),
+    "reviews_in_set": gettext_lazy("should be a whole number, at least 0"),
+    "adaptive_level": gettext_lazy("should be true or false"),
+    "time_zone": gettext_lazy("should be a time zone name such as Europe/Sofia"),
 }
 
 
@@ -178,6 +207,9 @@ def effective_settings(
         "available_exercise_types": tuple(ExerciseType.values),
         "exclude_topics": frozenset(),
         "alphabet": None,
+        "reviews_in_set": settings.REVIEWS_IN_SET,
+        "adaptive_level": True,
+        "time_zone": None,
     }
     overrides = valid_overrides(
         user.custom_settings, user_id=user.pk, bot_id=profile.bot_id, source="custom_settings"

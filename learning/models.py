@@ -5,7 +5,14 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from duoniche.enums import LanguageLevel, LongBreakStep, ProfileStatus, ReportStatus, UserStatus
+from duoniche.enums import (
+    LanguageLevel,
+    LevelChangeSource,
+    LongBreakStep,
+    ProfileStatus,
+    ReportStatus,
+    UserStatus,
+)
 
 
 class TelegramUser(models.Model):
@@ -54,10 +61,22 @@ class BotProfile(models.Model):
     exercises_get_in_session = models.PositiveIntegerField(default=0)
     exercises_get_in_set = models.PositiveIntegerField(default=0)
     errors_count_in_set = models.PositiveIntegerField(default=0)
+    # How many of the set's exercises were due reviews (docs/learning.md, spaced review).
+    reviews_get_in_set = models.PositiveSmallIntegerField(default=0)
     last_exercise_at = models.DateTimeField(null=True, blank=True)
+    # The exercise served last (a plain id, no foreign key: bookkeeping, never joined). A due
+    # review the learner left unanswered is not served twice in a row.
+    last_exercise_id = models.BigIntegerField(null=True, blank=True)
     session_started_at = models.DateTimeField(null=True, blank=True)
     session_frozen_until = models.DateTimeField(null=True, blank=True)
     current_streak_days = models.PositiveIntegerField(default=0)
+    # Streak freezes held (earned one per STREAK_FREEZE_EVERY_DAYS days of streak), and how many
+    # were used on missed days since the learner was last told.
+    streak_freezes = models.PositiveSmallIntegerField(default=0)
+    streak_freezes_used = models.PositiveSmallIntegerField(default=0)
+    # When the level last changed (by the level policy or by staff): the policy weighs only the
+    # answers given since, so one change is never undone by the answers that caused it.
+    level_changed_at = models.DateTimeField(null=True, blank=True)
     wants_session_reminders = models.BooleanField(null=True, blank=True)
     last_long_break_reminder_type_sent = models.CharField(
         max_length=8, choices=LongBreakStep.choices, null=True, blank=True
@@ -127,6 +146,64 @@ class ExerciseAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} on #{self.exercise_id}: {'correct' if self.is_correct else 'wrong'}"
+
+
+class ReviewCard(models.Model):
+    """FSRS memory state of one exercise for one learner, updated with every recorded answer.
+
+    Written by `learning/review_cards.py` inside the statement that records the attempt. Cards of
+    exercises the learner has got wrong at least once (`mistakes > 0`) are served again when due.
+    """
+
+    user = models.ForeignKey(
+        TelegramUser, on_delete=models.CASCADE, related_name="review_cards", db_index=False
+    )
+    exercise = models.ForeignKey(
+        "exercises.Exercise", on_delete=models.CASCADE, related_name="review_cards"
+    )
+    bot_id = models.CharField(max_length=50)
+    # fsrs.State: 1 learning, 2 review, 3 relearning; `step` within the (re)learning steps.
+    state = models.PositiveSmallIntegerField()
+    step = models.PositiveSmallIntegerField(null=True, blank=True)
+    stability = models.FloatField(null=True, blank=True)
+    difficulty = models.FloatField(null=True, blank=True)
+    due = models.DateTimeField()
+    last_review = models.DateTimeField()
+    reviews = models.PositiveIntegerField(default=0)
+    mistakes = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "exercise"], name="uniq_review_card")
+        ]
+        indexes = [
+            # next-action's one read of a learner's due mistakes in a bot, earliest first.
+            models.Index(
+                fields=["user", "bot_id", "due"],
+                condition=models.Q(mistakes__gt=0),
+                name="review_card_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on #{self.exercise_id}, due {self.due:%Y-%m-%d %H:%M}"
+
+
+class LevelChange(models.Model):
+    """One change of a profile's level: by the level policy (with its figures) or by staff."""
+
+    profile = models.ForeignKey(BotProfile, on_delete=models.CASCADE, related_name="level_changes")
+    from_level = models.CharField(max_length=2, choices=LanguageLevel.choices)
+    to_level = models.CharField(max_length=2, choices=LanguageLevel.choices)
+    source = models.CharField(max_length=16, choices=LevelChangeSource.choices)
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.from_level} → {self.to_level} ({self.source})"
 
 
 class WeeklyReport(models.Model):

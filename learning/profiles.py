@@ -1,4 +1,4 @@
-"""Writes of bot profiles: the one write path of `BotProfile` (docs/api.md, docs/jobs.md).
+"""Writes of bot profiles: the one write path of `BotProfile` and of its `LevelChange` records.
 
 Every interface that changes a profile calls a function here: the API views, the session engine
 (`learning.sessions`), validation's counter, the jobs (ratings, weekly reports, long-break
@@ -17,13 +17,14 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
 from duoniche import metrics
-from duoniche.enums import ProfileStatus
+from duoniche.enums import LevelChangeSource, ProfileStatus
 from duoniche.language_tags import normalise_language_code
 from duoniche.rows import Statement, update_row
 from learning.errors import profile_id_not_found, profile_not_found, user_not_found
-from learning.models import BotProfile, TelegramUser, WeeklyReport
+from learning.models import BotProfile, LevelChange, TelegramUser, WeeklyReport
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ def profile_reset_session(*, profile: BotProfile, now: datetime) -> list[str]:
     profile.exercises_get_in_session = 0
     profile.exercises_get_in_set = 0
     profile.errors_count_in_set = 0
+    profile.reviews_get_in_set = 0
     profile.session_started_at = now
     profile.session_frozen_until = None
     profile.wants_session_reminders = None
@@ -167,6 +169,7 @@ def profile_reset_session(*, profile: BotProfile, now: datetime) -> list[str]:
         "exercises_get_in_session",
         "exercises_get_in_set",
         "errors_count_in_set",
+        "reviews_get_in_set",
         "session_started_at",
         "session_frozen_until",
         "wants_session_reminders",
@@ -182,6 +185,35 @@ def profile_record_next_action(*, profile: BotProfile, fields: list[str], flush_
     (duoniche/rows.py, DATABASE_ASYNC_BOOKKEEPING_COMMIT).
     """
     update_row(profile, [*fields, "updated_at"], flush_wait=flush_wait)
+
+
+def profile_change_level(
+    *, profile: BotProfile, to_level: str, source: str, reason: str, now: datetime
+) -> list[str]:
+    """Move a locked profile to `to_level` and record why (a `LevelChange`).
+
+    The profile's fields are set, not saved: returns them for the caller's one UPDATE (the session
+    engine's `profile_record_next_action`, or staff's save).
+    """
+    LevelChange.objects.create(
+        profile=profile,
+        from_level=profile.language_level,
+        to_level=to_level,
+        source=source,
+        reason=reason[:500],
+        created_at=now,
+    )
+    logger.info(
+        "profile %s level %s -> %s (%s): %s",
+        profile.pk,
+        profile.language_level,
+        to_level,
+        source,
+        reason,
+    )
+    profile.language_level = to_level
+    profile.level_changed_at = now
+    return ["language_level", "level_changed_at"]
 
 
 def profile_unlock_session(*, user: TelegramUser, bot_id: str, now: datetime) -> BotProfile:
@@ -289,8 +321,13 @@ def profile_staff_reset_session(*, profile_id: int, now: datetime) -> BotProfile
     return profile
 
 
-def profile_staff_update(*, profile_id: int, changes: dict[str, Any]) -> BotProfile:
+def profile_staff_update(
+    *, profile_id: int, changes: dict[str, Any], staff_name: str = ""
+) -> BotProfile:
     """Staff edit a profile: only the fields given (of `STAFF_FIELDS`), on the locked row.
+
+    A new level is recorded as a staff `LevelChange` (by `staff_name`), and restarts the level
+    policy's window.
 
     The session counters move under the bot's requests meanwhile, so only what staff changed is
     written. The caller validated the values (the admin form, with the API's rules).
@@ -304,11 +341,21 @@ def profile_staff_update(*, profile_id: int, changes: dict[str, Any]) -> BotProf
             raise profile_id_not_found(profile_id)
         if not changes:
             return profile
+        fields = list(changes)
+        level = changes.get("language_level")
+        if level is not None and level != profile.language_level:
+            fields += profile_change_level(
+                profile=profile,
+                to_level=level,
+                source=LevelChangeSource.STAFF,
+                reason=f"set by {staff_name}" if staff_name else "set by staff",
+                now=timezone.now(),
+            )
         for name, value in changes.items():
             setattr(profile, name, value)
         if "user_language" in changes:
             profile.user_language = normalise_language_code(profile.user_language)
-        profile.save(update_fields=[*changes, "updated_at"])
+        profile.save(update_fields=[*dict.fromkeys(fields), "updated_at"])
     logger.info("profile %s changed by staff: %s", profile_id, ", ".join(sorted(changes)))
     return profile
 

@@ -62,6 +62,8 @@ class PeriodSummary:
     vocab_tags: dict[str, int] = field(default_factory=dict)
     error_grammar_tags: dict[str, int] = field(default_factory=dict)
     error_vocab_tags: dict[str, int] = field(default_factory=dict)
+    # Grammar of the exercises answered wrong: what spaced review brings back (docs/learning.md).
+    missed_grammar_tags: dict[str, int] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:
@@ -88,6 +90,7 @@ class PeriodSummary:
             ("focused vocabulary", self.vocab_tags),
             ("most common grammar errors", self.error_grammar_tags),
             ("most common vocabulary errors", self.error_vocab_tags),
+            ("grammar of missed exercises, to review", self.missed_grammar_tags),
         ):
             if counts:
                 listed = ", ".join(f"{tag} ({count})" for tag, count in top_tags(counts))
@@ -119,6 +122,7 @@ def period_summary(*, user_id: int, bot_id: str, start: datetime, end: datetime)
     vocab: Counter[str] = Counter()
     error_grammar: Counter[str] = Counter()
     error_vocab: Counter[str] = Counter()
+    missed_grammar: Counter[str] = Counter()
     for is_correct, exercise_tags, error_tags in attempts.values_list(
         "is_correct", "exercise__grammar_tags", "error_tags"
     ):
@@ -127,6 +131,7 @@ def period_summary(*, user_id: int, bot_id: str, start: datetime, end: datetime)
         if not is_correct:
             error_grammar.update(_tags(error_tags, "grammar"))
             error_vocab.update(_tags(error_tags, "vocabulary"))
+            missed_grammar.update(_tags(exercise_tags, "grammar"))
     return PeriodSummary(
         active_days=totals["active_days"],
         total_attempts=totals["total"],
@@ -135,6 +140,7 @@ def period_summary(*, user_id: int, bot_id: str, start: datetime, end: datetime)
         vocab_tags=dict(vocab),
         error_grammar_tags=dict(error_grammar),
         error_vocab_tags=dict(error_vocab),
+        missed_grammar_tags=dict(missed_grammar),
     )
 
 

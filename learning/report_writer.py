@@ -77,6 +77,9 @@ def deterministic_detailed_report(context: DetailedReportContext, language: str 
         parts.append(render("detailed_report_challenges", language, error_topics=_topics(errors)))
     else:
         parts.append(render("detailed_report_no_challenges", language))
+    review = top_tags(current.missed_grammar_tags, 3)
+    if review:
+        parts.append(render("detailed_report_review", language, grammar_topics=_topics(review)))
     previous = context.previous
     if previous.total_attempts:
         parts.append(

@@ -5,15 +5,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from duoniche.api.validation import Id, PositiveId, Schema, StoredJson, TelegramId
 from duoniche.enums import LanguageLevel
+from learning.effective_settings import time_zone_name
 
 Name = Annotated[str, StringConstraints(max_length=255)]
 UserLanguage = Annotated[str, StringConstraints(min_length=1, max_length=16)]
 BotIdText = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 Alphabet = Annotated[str, StringConstraints(pattern=r"^(latin|cyrillic)$")]
+
+
+def _time_zone(value: str) -> str:
+    try:
+        return time_zone_name(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "time_zone_unknown", "Input should be an IANA time zone name such as Europe/Sofia"
+        ) from None
+
+
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_time_zone)]
 
 
 class UserIdPath(Schema):
@@ -71,6 +85,7 @@ class SessionRemindersRequest(Schema):
 
 class PreferencesRequest(Schema):
     alphabet: Alphabet | None = None
+    time_zone: TimeZone | None = None
 
 
 class UserResponse(BaseModel):

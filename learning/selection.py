@@ -1,9 +1,17 @@
-"""Which exercise a learner gets next: new ones first, then mistakes, then the least recent."""
+"""Which exercise a learner gets next: a due review, else a new one, else mistakes, else the oldest.
+
+Due reviews (docs/learning.md) are the learner's mistakes whose FSRS card says they are about to
+be forgotten, at most `reviews_in_set` of each set; the rest is the cascade of new exercises, with
+mistakes and then the least recently seen once nothing new is left.
+"""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Max
 
 from duoniche.enums import ExerciseStatus, ExerciseTopic, LanguageLevel
@@ -29,13 +37,44 @@ def _pick_type(learning: EffectiveSettings, language: Language) -> str:
     return random.choice(language.generated_types)
 
 
-def exercise_select(
-    *, profile: BotProfile, learning: EffectiveSettings
-) -> tuple[Exercise | None, bool]:
-    """The next exercise: new ones first, then mistakes, then the least recent.
+@dataclass(frozen=True)
+class Selection:
+    """The exercise chosen (None when the bank has none), and why."""
 
-    Returns (exercise, whether it is a repetition).
-    """
+    exercise: Exercise | None
+    repetition: bool = False
+    review: bool = False
+
+
+def due_review(
+    *, profile: BotProfile, learning: EffectiveSettings, now: datetime
+) -> Exercise | None:
+    """The learner's earliest-due mistake in this bot, if one is due: one read on its index."""
+    due = Exercise.objects.filter(
+        review_cards__user_id=profile.user_id,
+        review_cards__bot_id=profile.bot_id,
+        review_cards__mistakes__gt=0,
+        review_cards__due__lte=now,
+        status=ExerciseStatus.PUBLISHED,
+    ).exclude(topic__in=learning.exclude_topics)
+    if profile.last_exercise_id is not None:
+        due = due.exclude(pk=profile.last_exercise_id)
+    return due.order_by("review_cards__due").first()
+
+
+def exercise_select(
+    *, profile: BotProfile, learning: EffectiveSettings, now: datetime
+) -> Selection:
+    """The next exercise: a due review within the set's share, else the cascade."""
+    if settings.SPACED_REVIEW and profile.reviews_get_in_set < learning.reviews_in_set:
+        review = due_review(profile=profile, learning=learning, now=now)
+        if review is not None:
+            return Selection(review, repetition=True, review=True)
+    return _cascade(profile=profile, learning=learning)
+
+
+def _cascade(*, profile: BotProfile, learning: EffectiveSettings) -> Selection:
+    """New ones first (level, type and topic relaxed in turn), then mistakes, then the oldest."""
     language = get_language(profile.bot_id)
     assert language is not None
     topics = [t for t in ExerciseTopic.values if t not in learning.exclude_topics] or ["general"]
@@ -61,7 +100,7 @@ def exercise_select(
             exclude=seen,
         )
         if exercise is not None:
-            return exercise, False
+            return Selection(exercise)
     mine = ExerciseAttempt.objects.filter(
         user_id=profile.user_id,
         exercise__exercise_language=profile.bot_id,
@@ -69,7 +108,7 @@ def exercise_select(
     ).exclude(exercise__topic__in=learning.exclude_topics)
     mistakes = list(mine.filter(is_correct=False).values_list("exercise_id", flat=True).distinct())
     if mistakes:
-        return Exercise.objects.get(pk=random.choice(mistakes)), True
+        return Selection(Exercise.objects.get(pk=random.choice(mistakes)), repetition=True)
     oldest = (
         mine.values("exercise_id")
         .annotate(last_seen=Max("created_at"))
@@ -78,5 +117,5 @@ def exercise_select(
         .first()
     )
     if oldest is not None:
-        return Exercise.objects.get(pk=oldest), True
-    return None, False
+        return Selection(Exercise.objects.get(pk=oldest), repetition=True)
+    return Selection(None)

@@ -15,23 +15,26 @@ from django.conf import settings
 from django.db import transaction
 
 from duoniche import metrics
-from duoniche.enums import UI_TEMPLATE_BY_TYPE, ProfileStatus, UserAction
+from duoniche.enums import UI_TEMPLATE_BY_TYPE, LevelChangeSource, ProfileStatus, UserAction
 from duoniche.language_tags import normalise_language_code
 from duoniche.languages import Language, get_language, latin_to_cyrillic, shows_cyrillic
 from duoniche.texts import format_pause_time, render, render_variant
 from exercises.content import map_texts, public_data
 from exercises.models import Exercise
-from learning.effective_settings import effective_settings, effective_status
+from learning.effective_settings import EffectiveSettings, effective_settings, effective_status
 from learning.errors import invalid_bot, user_not_found
+from learning.levels import level_decide
 from learning.models import BotProfile, TelegramUser
 from learning.profiles import (
     metric_labels,
+    profile_change_level,
     profile_get_or_create,
     profile_record_next_action,
     profile_reset_session,
 )
 from learning.selection import exercise_select
 from learning.selectors import user_with_profile
+from learning.streaks import learner_zone, streak_on_practice
 from learning.users import user_expire_plan
 
 logger = logging.getLogger(__name__)
@@ -77,17 +80,6 @@ def _locked_profile(*, user_id: int, bot_id: str) -> tuple[BotProfile, bool]:
     return profile, True
 
 
-def _candidate_streak(profile: BotProfile, now: datetime) -> int:
-    if profile.last_exercise_at is None:
-        return 1
-    days = (now.date() - profile.last_exercise_at.date()).days
-    if days == 0:
-        return profile.current_streak_days
-    if days == 1:
-        return profile.current_streak_days + 1
-    return 1
-
-
 def _payment_keyboard(language: str) -> list[dict[str, str]]:
     return [
         {"text": render("payment_button_text", language), "callback_data": SESSION_UNLOCK_CALLBACK}
@@ -124,7 +116,6 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
     if effective_status(user, now) != user.status:
         user_expire_plan(user=user)
     learning = effective_settings(user=user, profile=profile, language=language, now=now)
-    streak = _candidate_streak(profile, now)
     ui_language = profile.user_language
 
     if profile.session_frozen_until is not None:
@@ -162,9 +153,10 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
         if profile.current_streak_days >= 2:
             key = "congratulations_and_wait_streak"
             placeholders["streak_days"] = profile.current_streak_days
+        news = _set_news(profile=profile, learning=learning, now=now, changed=changed)
         return NextAction(
             action=UserAction.CONGRATULATIONS_AND_WAIT,
-            message=render(key, ui_language, **placeholders),
+            message=_with_news(render(key, ui_language, **placeholders), news),
             pause=pause,
             keyboard=_payment_keyboard(ui_language),
             changed=changed,
@@ -173,39 +165,46 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
     if profile.exercises_get_in_set >= learning.exercises_in_set:
         profile.exercises_get_in_set = 0
         profile.errors_count_in_set = 0
-        changed += ["exercises_get_in_set", "errors_count_in_set"]
+        profile.reviews_get_in_set = 0
+        changed += ["exercises_get_in_set", "errors_count_in_set", "reviews_get_in_set"]
+        news = _set_news(profile=profile, learning=learning, now=now, changed=changed)
         return NextAction(
             action=UserAction.PRAISE_AND_NEXT_SET,
-            message=render_variant("praise_and_next_set", ui_language),
+            message=_with_news(render_variant("praise_and_next_set", ui_language), news),
             changed=changed,
         )
 
-    exercise, repetition = exercise_select(profile=profile, learning=learning)
+    selection = exercise_select(profile=profile, learning=learning, now=now)
+    exercise = selection.exercise
     if exercise is None:
         return NextAction(
             action=UserAction.ERROR,
             message=render("error_getting_new_exercise", ui_language),
             changed=changed,
         )
+    changed += _streak_on_practice(profile=profile, learning=learning, now=now)
     profile.exercises_get_in_session += 1
     profile.exercises_get_in_set += 1
     profile.last_exercise_at = now
+    profile.last_exercise_id = exercise.pk
     profile.last_long_break_reminder_type_sent = None
     profile.last_long_break_reminder_sent_at = None
-    profile.current_streak_days = streak
+    if selection.review:
+        profile.reviews_get_in_set += 1
+        changed.append("reviews_get_in_set")
     changed += [
         "exercises_get_in_session",
         "exercises_get_in_set",
         "last_exercise_at",
+        "last_exercise_id",
         "last_long_break_reminder_type_sent",
         "last_long_break_reminder_sent_at",
-        "current_streak_days",
     ]
     exercise_labels = metrics.exercise_labels(
         exercise_type=exercise.exercise_type, level=exercise.language_level
     )
     metrics.exercise_sent.labels(**exercise_labels).inc()
-    if repetition:
+    if selection.repetition:
         metrics.exercise_sent_repetition.labels(**exercise_labels).inc()
     return NextAction(
         action=UserAction.NEW_EXERCISE,
@@ -214,6 +213,62 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
         ),
         changed=changed,
     )
+
+
+def _streak_on_practice(
+    *, profile: BotProfile, learning: EffectiveSettings, now: datetime
+) -> list[str]:
+    """Count today's practice in the streak (spending freezes on missed days); the fields set."""
+    streak = streak_on_practice(
+        days=profile.current_streak_days,
+        freezes=profile.streak_freezes,
+        last_practice=profile.last_exercise_at,
+        now=now,
+        zone=learner_zone(learning.time_zone),
+    )
+    profile.current_streak_days = streak.days
+    profile.streak_freezes = streak.freezes
+    profile.streak_freezes_used += streak.freezes_used
+    return ["current_streak_days", "streak_freezes", "streak_freezes_used"]
+
+
+def _set_news(
+    *, profile: BotProfile, learning: EffectiveSettings, now: datetime, changed: list[str]
+) -> list[str]:
+    """What the learner is told at the end of a set: a level change, streak freezes used.
+
+    The level policy is weighed here (one read); a change is recorded on the locked profile.
+    """
+    news: list[str] = []
+    ui_language = profile.user_language
+    if settings.ADAPTIVE_LEVEL and learning.adaptive_level:
+        decision = level_decide(profile=profile, now=now)
+        if decision is not None:
+            changed += profile_change_level(
+                profile=profile,
+                to_level=decision.to_level,
+                source=LevelChangeSource.POLICY,
+                reason=decision.reason,
+                now=now,
+            )
+            key = "level_up" if decision.promoted else "level_down"
+            news.append(render(key, ui_language, level=decision.to_level))
+    if profile.streak_freezes_used:
+        news.append(
+            render(
+                "streak_freeze_used",
+                ui_language,
+                freezes_used=profile.streak_freezes_used,
+                streak_days=profile.current_streak_days,
+            )
+        )
+        profile.streak_freezes_used = 0
+        changed.append("streak_freezes_used")
+    return news
+
+
+def _with_news(message: str, news: list[str]) -> str:
+    return "\n\n".join([message, *news])
 
 
 def exercise_for_learner(

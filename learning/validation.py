@@ -36,8 +36,9 @@ from exercises.models import Exercise
 from exercises.verdicts import Verdict, accepted_verdicts, accepted_verdicts_sql
 from learning.effective_settings import valid_overrides
 from learning.errors import profile_not_found
-from learning.models import BotProfile, ExerciseAttempt, TelegramUser
+from learning.models import BotProfile, ExerciseAttempt, ReviewCard, TelegramUser
 from learning.profiles import profile_error_counted
+from learning.review_cards import CardState, card_columns_sql, card_from_row, card_reviewed
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Learner:
     user_language: str
     alphabet: str | None
     last_exercise_at: datetime | None
+    card: CardState | None
 
 
 _EXERCISE_COLUMNS = (
@@ -96,23 +98,26 @@ def exercise_with_learner(
     """The exercise (with its correct verdicts) and the learner's profile for its bot.
 
     None for either when it is missing. One statement on the bot's hot path: the profile is
-    joined by `(user, bot_id = exercise_language)` through its unique index, and the correct
-    verdicts come along so that a correct answer (the usual case) needs no second read. Written
-    out (parameterised) because the ORM's compilation of this join cost more than running it.
+    joined by `(user, bot_id = exercise_language)` through its unique index, the learner's review
+    card of the exercise by its unique index, and the correct verdicts come along so that a
+    correct answer (the usual case) needs no second read. Written out (parameterised) because the
+    ORM's compilation of this join cost more than running it.
     """
     columns = ", ".join(f"e.{column}" for column in _EXERCISE_COLUMNS)
     exercise_table = Exercise._meta.db_table
     profile_table = BotProfile._meta.db_table
     user_table = TelegramUser._meta.db_table
+    card_table = ReviewCard._meta.db_table
     statement = (
         f"SELECT {columns}, {accepted_verdicts_sql('e')}, "  # noqa: S608
         "p.id, p.user_language, p.settings, p.last_exercise_at, "
-        f"u.custom_settings FROM {exercise_table} e "
+        f"u.custom_settings, {card_columns_sql('c')} FROM {exercise_table} e "
         f"LEFT JOIN {profile_table} p ON p.user_id = %s AND p.bot_id = e.exercise_language "
-        f"LEFT JOIN {user_table} u ON u.id = p.user_id WHERE e.id = %s"
+        f"LEFT JOIN {user_table} u ON u.id = p.user_id "
+        f"LEFT JOIN {card_table} c ON c.user_id = %s AND c.exercise_id = e.id WHERE e.id = %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(statement, [user_id, exercise_id])
+        cursor.execute(statement, [user_id, user_id, exercise_id])
         row = cursor.fetchone()
     if row is None:
         return None, None
@@ -120,8 +125,9 @@ def exercise_with_learner(
               for column, value in zip(_EXERCISE_COLUMNS, row, strict=False)]  # fmt: skip
     exercise = Exercise.from_db(connection.alias, list(_EXERCISE_COLUMNS), values)
     accepted, profile_pk, user_language, settings_json, last_exercise_at, custom_json = row[
-        len(_EXERCISE_COLUMNS) :
+        len(_EXERCISE_COLUMNS) : len(_EXERCISE_COLUMNS) + 6
     ]
+    card = card_from_row(row[len(_EXERCISE_COLUMNS) + 6 :])
     judged = ExerciseToJudge(exercise=exercise, accepted=accepted_verdicts(accepted))
     if profile_pk is None:
         return judged, None
@@ -140,6 +146,7 @@ def exercise_with_learner(
         user_language=user_language,
         alphabet=str(alphabet) if alphabet is not None else None,
         last_exercise_at=last_exercise_at,
+        card=card,
     )
 
 
@@ -290,10 +297,11 @@ def _record_attempt(
     verdict: Verdict,
     now: datetime,
 ) -> int:
-    """Record the attempt with a copy of its verdict and bump the counters: one statement.
+    """Record the attempt and its verdict, bump the counters, move the card: one statement.
 
     The attempt INSERT carries the counter UPDATEs (exercise, verdict and, for a wrong answer,
-    the profile's errors in the set) as CTEs, so all land or none does, in one round trip and
+    the profile's errors in the set) and the review card's upsert as CTEs, so all land or none
+    does, in one round trip and
     without a BEGIN/COMMIT pair; its commit does not wait for the disk (`NO_FLUSH_WAIT`, while
     DATABASE_ASYNC_BOOKKEEPING_COMMIT is on).
     Returns the attempt's id.
@@ -314,6 +322,16 @@ def _record_attempt(
     counters = verdict_attempt_counted(exercise_id=exercise.pk, verdict_id=verdict.verdict_id)
     if not verdict.is_correct:
         counters.append(profile_error_counted(profile_id=learner.profile_id))
+    counters.append(
+        card_reviewed(
+            user_id=user_id,
+            exercise_id=exercise.pk,
+            bot_id=exercise.exercise_language,
+            previous=learner.card,
+            correct=verdict.is_correct,
+            now=now,
+        )
+    )
     attempt_id: int = run_with(insert_statement(attempt, flush_wait=False), *counters)
     return attempt_id
 

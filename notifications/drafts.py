@@ -60,14 +60,23 @@ def long_break_step(
     return max(due, key=lambda step: intervals[step]) if due else None
 
 
-def long_break_text(*, step: str, language: str, streak_days: int) -> str:
-    """`1d`: a streak variant (streak > 1) or `long_break_1d`; `90d`: `long_break_final`."""
+def long_break_text(
+    *, step: str, language: str, streak_days: int, freezes: int = 0, days_away: int = 1
+) -> str:
+    """`1d`: a streak variant (streak > 1) or `long_break_1d`; `90d`: `long_break_final`.
+
+    While the learner's streak freezes can still cover the days missed so far (one missed day per
+    freeze, docs/learning.md), the text says so.
+    """
     if step == "1d" and streak_days > 1:
         text = render_variant("long_break_1d_streak", language, streak_days=streak_days)
     elif step == "90d":
         text = render("long_break_final", language)
     else:
         text = render(f"long_break_{step}", language)
+    if streak_days > 1 and freezes > 0 and days_away - 1 <= freezes and step != "90d":
+        held = render("streak_freeze_held", language, freezes=freezes, streak_days=streak_days)
+        text = f"{text}\n\n{held}"
     return text + NEXT_COMMAND
 
 
@@ -100,6 +109,8 @@ def long_break_draft(
             step=step,
             language=candidate.user_language,
             streak_days=candidate.current_streak_days,
+            freezes=candidate.streak_freezes,
+            days_away=(now - last_exercise_at).days,
         ),
         reply_markup=None,
         metadata={"reminder_type": step, "days_inactive": (now - last_exercise_at).days},

@@ -41,6 +41,7 @@ class LongBreakCandidate:
     current_streak_days: int
     last_long_break_reminder_type_sent: str | None
     last_long_break_reminder_sent_at: datetime | None
+    streak_freezes: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,11 @@ def profiles_due_for_long_break(*, now: datetime) -> list[LongBreakCandidate]:
         "current_streak_days",
         "last_long_break_reminder_type_sent",
         "last_long_break_reminder_sent_at",
+        "streak_freezes",
     )
     return [
-        LongBreakCandidate(pk, user_id, bot_id, language, last, streak, type_sent, sent_at)
-        for pk, user_id, bot_id, language, last, streak, type_sent, sent_at in rows
+        LongBreakCandidate(pk, user_id, bot, language, last, streak, type_sent, sent_at, freezes)
+        for pk, user_id, bot, language, last, streak, type_sent, sent_at, freezes in rows
         if last is not None
     ]
 

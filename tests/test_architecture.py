@@ -45,6 +45,8 @@ WRITE_PATHS: dict[str, str] = {
     "learning.BotProfile": "learning/profiles.py",
     "learning.ExerciseAttempt": "learning/validation.py",
     "learning.WeeklyReport": "learning/report_services.py",
+    "learning.ReviewCard": "learning/review_cards.py",
+    "learning.LevelChange": "learning/profiles.py",
     "payments.Payment": "payments/services.py",
     "notifications.NotificationLog": "notifications/producer.py",
     # A library's model that our code writes: staff's authenticator devices (django-otp).

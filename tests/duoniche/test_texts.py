@@ -22,6 +22,9 @@ SAMPLES = {
     "prev_total_attempts": 30,
     "prev_accuracy": 80,
     "topic": "prepositions",
+    "level": "B1",
+    "freezes_used": 1,
+    "freezes": 2,
 }
 LOCALE = Path(__file__).resolve().parents[2] / "locale"
 PLACEHOLDER = re.compile(r"{(\w+)}")

@@ -566,6 +566,7 @@ def test_period_summary_counts_attempts_days_and_tags():
         vocab_tags={"food": 2, "travel": 1},
         error_grammar_tags={"aorist": 1, "articles": 1},
         error_vocab_tags={"food": 1, "drinks": 1},
+        missed_grammar_tags={"aorist": 2, "articles": 1, "numerals: cardinal": 1},
     )
     assert summary.accuracy == 40.0
 

@@ -27,7 +27,8 @@ def select(profile):
     learning = effective_settings(
         user=profile.user, profile=profile, language=language, now=timezone.now()
     )
-    return exercise_select(profile=profile, learning=learning)
+    selection = exercise_select(profile=profile, learning=learning, now=timezone.now())
+    return selection.exercise, selection.repetition
 
 
 def test_least_recently_seen_is_served_when_nothing_is_new(client):
