@@ -16,10 +16,13 @@ The memory model is ours and knows nothing of FSRS (seeded, so a run repeats):
 - an exercise has a difficulty `b`: its level plus a normal offset (sd 0.3);
 - without any memory of the exercise, the learner is right with `p0 = sigmoid(1.7 (theta - b) +
   1.4)` (about 80 % at their own level, 96 % a level below, 43 % a level above);
-- seeing an exercise (and its feedback) leaves a memory trace that fades as `exp(-t / S)`, `t` in
-  days; the learner is right with `1 - (1 - p0)(1 - R)`. The first exposure sets S to 0.5 days
-  after a wrong answer and 2 days after a right one; a right answer multiplies S by
-  `1.5 + 6 (1 - R)` (spaced successes grow it most), a wrong one cuts it to `max(0.3, 0.3 S)`.
+- seeing an exercise (and its feedback) leaves a memory trace that fades as `R = exp(-t / S)`,
+  `t` in days; the learner is right with `1 - (1 - p0)(1 - R)`. The first exposure sets S to 1 day
+  after a wrong answer (learnt from the feedback: 90 % remembered 2.5 hours later) and 10 days
+  after a right one; a right answer multiplies S by `1.5 + 8 (1 - R)` (so a success after a
+  spaced gap grows it most, a massed repeat least), a wrong one cuts it to `max(1, 0.3 S)`. The
+  figures are chosen for the order of magnitude of how fast people forget vocabulary and grammar
+  drills (a day for a fresh mistake, weeks for something known), not fitted to anything.
 
 Reported per policy: recall of the exercises a learner had missed (the model's chance of a right
 answer to each, at day 30 and 60), exercises mastered at day 60 (chance >= 0.9), distinct
@@ -109,14 +112,14 @@ def remember(learner: Learner, exercise_id: int, right: bool, now: datetime) -> 
     trace = learner.traces.get(exercise_id)
     if trace is None:
         learner.traces[exercise_id] = Trace(
-            stability=2.0 if right else 0.5, seen_at=now, missed=not right
+            stability=10.0 if right else 1.0, seen_at=now, missed=not right
         )
         return
     retention = math.exp(-(now - trace.seen_at).total_seconds() / 86400 / trace.stability)
     if right:
-        trace.stability *= 1.5 + 6 * (1 - retention)
+        trace.stability *= 1.5 + 8 * (1 - retention)
     else:
-        trace.stability = max(0.3, 0.3 * trace.stability)
+        trace.stability = max(1.0, 0.3 * trace.stability)
         trace.missed = True
     trace.seen_at = now
 
@@ -137,7 +140,9 @@ def make_learners(count: int, seed: int) -> list[tuple[str, float, float]]:
 # --- the database -------------------------------------------------------------------------------
 
 
-def setup_django(database_url: str, redis_url: str, policy: str | None) -> None:
+def setup_django(
+    database_url: str, redis_url: str, policy: str | None, reviews_in_set: int | None = None
+) -> None:
     """Django on the bench database; each policy with its own Redis database."""
     import django
 
@@ -160,6 +165,8 @@ def setup_django(database_url: str, redis_url: str, policy: str | None) -> None:
         os.environ.update(
             {"SPACED_REVIEW": "false", "ADAPTIVE_LEVEL": "false", "STREAK_FREEZES_MAX": "0"}
         )
+    elif policy == "new" and reviews_in_set is not None:
+        os.environ["REVIEWS_IN_SET"] = str(reviews_in_set)
     # This script's folder comes first on the path, and its name would hide the `learning` app.
     here = Path(__file__).resolve().parent
     sys.path[:] = [str(ROOT)] + [entry for entry in sys.path if Path(entry).resolve() != here]
@@ -238,7 +245,7 @@ def session_times(learner: Learner, day: int) -> list[datetime]:
 
 
 def run_policy(args: argparse.Namespace, policy: str, queue: Any) -> None:
-    setup_django(args.database_url, args.redis_url, policy)
+    setup_django(args.database_url, args.redis_url, policy, args.reviews_in_set)
     from django.core.cache import cache
     from django.db import connection
 
@@ -427,6 +434,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--bank", type=int, default=6000, help="exercises in the bank")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--reviews-in-set", type=int, help="REVIEWS_IN_SET for DuoNiche's rules (default: its own)"
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get(

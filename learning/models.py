@@ -61,8 +61,11 @@ class BotProfile(models.Model):
     exercises_get_in_session = models.PositiveIntegerField(default=0)
     exercises_get_in_set = models.PositiveIntegerField(default=0)
     errors_count_in_set = models.PositiveIntegerField(default=0)
-    # How many of the set's exercises were due reviews (docs/learning.md, spaced review).
+    # How many of the set's exercises were due reviews (docs/learning.md, spaced review), and no
+    # later than when the earliest of the learner's mistakes in this bot is due (null: none):
+    # next-action looks for a due review only once this time has come.
     reviews_get_in_set = models.PositiveSmallIntegerField(default=0)
+    review_due_at = models.DateTimeField(null=True, blank=True)
     last_exercise_at = models.DateTimeField(null=True, blank=True)
     # The exercise served last (a plain id, no foreign key: bookkeeping, never joined). A due
     # review the learner left unanswered is not served twice in a row.

@@ -229,15 +229,28 @@ def profile_unlock_session(*, user: TelegramUser, bot_id: str, now: datetime) ->
     return profile
 
 
-def profile_error_counted(*, profile_id: int) -> Statement:
-    """The statement that counts a wrong answer in the profile's set (validation's hot path).
+def profile_answer_counted(
+    *, profile_id: int, wrong: bool, review_due: datetime | None
+) -> Statement | None:
+    """The statement that counts an answer on the profile (validation's hot path), if any.
 
-    Returned, not run: validation sends it with the attempt's INSERT as one statement.
+    A wrong answer counts in the set's errors; an answer whose card is a mistake (`review_due`)
+    brings the profile's `review_due_at` forward to that time when it is earlier. Returned, not
+    run: validation sends it with the attempt's INSERT as one statement.
     """
+    assignments: list[str] = []
+    params: list[Any] = []
+    if wrong:
+        assignments.append("errors_count_in_set = errors_count_in_set + 1")
+    if review_due is not None:
+        assignments.append("review_due_at = LEAST(COALESCE(review_due_at, %s), %s)")
+        params += [review_due, review_due]
+    if not assignments:
+        return None
     return Statement(
         f"UPDATE {BotProfile._meta.db_table} "  # noqa: S608 (a table name)
-        "SET errors_count_in_set = errors_count_in_set + 1 WHERE id = %s",
-        (profile_id,),
+        f"SET {', '.join(assignments)} WHERE id = %s",
+        (*params, profile_id),
     )
 
 

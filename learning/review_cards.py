@@ -100,6 +100,15 @@ def card_after_answer(
     return reviewed, reviews + 1, mistakes + (0 if correct else 1)
 
 
+@dataclass(frozen=True)
+class ReviewedCard:
+    """The card after an answer: its upsert, when it is due next, and whether it is a mistake."""
+
+    statement: Statement
+    due: datetime
+    mistakes: int
+
+
 def card_reviewed(
     *,
     user_id: int,
@@ -108,7 +117,7 @@ def card_reviewed(
     previous: CardState | None,
     correct: bool,
     now: datetime,
-) -> Statement:
+) -> ReviewedCard:
     """The upsert that records one answer on the learner's card of the exercise.
 
     Returned, not run: validation sends it with the attempt's INSERT as one statement. It applies
@@ -140,4 +149,4 @@ def card_reviewed(
         mistakes,
         previous.reviews if previous is not None else 0,
     )
-    return Statement(sql, values)
+    return ReviewedCard(statement=Statement(sql, values), due=card.due, mistakes=mistakes)

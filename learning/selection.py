@@ -8,11 +8,11 @@ mistakes and then the least recently seen once nothing new is left.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import F, Max
 
 from duoniche.enums import ExerciseStatus, ExerciseTopic, LanguageLevel
 from duoniche.languages import Language, get_language
@@ -39,37 +39,77 @@ def _pick_type(learning: EffectiveSettings, language: Language) -> str:
 
 @dataclass(frozen=True)
 class Selection:
-    """The exercise chosen (None when the bank has none), and why."""
+    """The exercise chosen (None when the bank has none), and why.
+
+    `looked_for_review`: the learner's mistakes were read, and `review_due_at` is no later than
+    when the earliest of them is due (None: they have none), for the profile's `review_due_at`.
+    """
 
     exercise: Exercise | None
     repetition: bool = False
     review: bool = False
+    looked_for_review: bool = False
+    review_due_at: datetime | None = None
 
 
 def due_review(
     *, profile: BotProfile, learning: EffectiveSettings, now: datetime
-) -> Exercise | None:
-    """The learner's earliest-due mistake in this bot, if one is due: one read on its index."""
-    due = Exercise.objects.filter(
-        review_cards__user_id=profile.user_id,
-        review_cards__bot_id=profile.bot_id,
-        review_cards__mistakes__gt=0,
-        review_cards__due__lte=now,
-        status=ExerciseStatus.PUBLISHED,
-    ).exclude(topic__in=learning.exclude_topics)
-    if profile.last_exercise_id is not None:
-        due = due.exclude(pk=profile.last_exercise_id)
-    return due.order_by("review_cards__due").first()
+) -> tuple[Exercise | None, datetime | None]:
+    """The learner's most recently due mistake in this bot, and a bound for the next look.
+
+    Of the mistakes already due, the one that fell due last comes first: it is the one still most
+    likely to be recalled, so a backlog of overdue reviews is worked from its fresh end (older
+    ones come back as the fresh ones are answered). The second value is no later than when the
+    learner's earliest mistake is due (None: they have none), for the profile's `review_due_at`.
+
+    One read: two walks of the cards' (user, bot, due) index, back from now for the two latest
+    due (so that the one served just before, left unanswered, is not served again at once) and
+    forward from now for the next one due.
+    """
+    mistakes = (
+        Exercise.objects.filter(
+            review_cards__user_id=profile.user_id,
+            review_cards__bot_id=profile.bot_id,
+            review_cards__mistakes__gt=0,
+            status=ExerciseStatus.PUBLISHED,
+        )
+        .exclude(topic__in=learning.exclude_topics)
+        .annotate(card_due=F("review_cards__due"))
+    )
+    latest_due = mistakes.filter(card_due__lte=now).order_by("-card_due")[:2]
+    next_due = mistakes.filter(card_due__gt=now).order_by("card_due")[:1]
+    rows = [(row.card_due, row) for row in latest_due.union(next_due, all=True)]  # type: ignore[attr-defined]
+    due = sorted((pair for pair in rows if pair[0] <= now), key=lambda pair: pair[0], reverse=True)
+    for due_at, candidate in due:
+        if candidate.pk != profile.last_exercise_id:
+            return candidate, due_at
+    bound = [due_at for due_at, _ in rows]
+    return None, min(bound) if bound else None
 
 
 def exercise_select(
     *, profile: BotProfile, learning: EffectiveSettings, now: datetime
 ) -> Selection:
-    """The next exercise: a due review within the set's share, else the cascade."""
-    if settings.SPACED_REVIEW and profile.reviews_get_in_set < learning.reviews_in_set:
-        review = due_review(profile=profile, learning=learning, now=now)
+    """The next exercise: a due review within the set's share, else the cascade.
+
+    The mistakes are read only when the profile's `review_due_at` says one may be due.
+    """
+    if (
+        settings.SPACED_REVIEW
+        and profile.reviews_get_in_set < learning.reviews_in_set
+        and profile.review_due_at is not None
+        and profile.review_due_at <= now
+    ):
+        review, earliest = due_review(profile=profile, learning=learning, now=now)
         if review is not None:
-            return Selection(review, repetition=True, review=True)
+            return Selection(
+                review, repetition=True, review=True, looked_for_review=True, review_due_at=earliest
+            )
+        return replace(
+            _cascade(profile=profile, learning=learning),
+            looked_for_review=True,
+            review_due_at=earliest,
+        )
     return _cascade(profile=profile, learning=learning)
 
 

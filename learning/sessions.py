@@ -192,6 +192,9 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
     if selection.review:
         profile.reviews_get_in_set += 1
         changed.append("reviews_get_in_set")
+    if selection.looked_for_review and selection.review_due_at != profile.review_due_at:
+        profile.review_due_at = selection.review_due_at
+        changed.append("review_due_at")
     changed += [
         "exercises_get_in_session",
         "exercises_get_in_set",

@@ -37,7 +37,7 @@ from exercises.verdicts import Verdict, accepted_verdicts, accepted_verdicts_sql
 from learning.effective_settings import valid_overrides
 from learning.errors import profile_not_found
 from learning.models import BotProfile, ExerciseAttempt, ReviewCard, TelegramUser
-from learning.profiles import profile_error_counted
+from learning.profiles import profile_answer_counted
 from learning.review_cards import CardState, card_columns_sql, card_from_row, card_reviewed
 
 logger = logging.getLogger(__name__)
@@ -299,9 +299,9 @@ def _record_attempt(
 ) -> int:
     """Record the attempt and its verdict, bump the counters, move the card: one statement.
 
-    The attempt INSERT carries the counter UPDATEs (exercise, verdict and, for a wrong answer,
-    the profile's errors in the set) and the review card's upsert as CTEs, so all land or none
-    does, in one round trip and
+    The attempt INSERT carries the counter UPDATEs (exercise, verdict and, for a wrong answer or a
+    mistake's card, the profile's errors in the set and its `review_due_at`) and the review card's
+    upsert as CTEs, so all land or none does, in one round trip and
     without a BEGIN/COMMIT pair; its commit does not wait for the disk (`NO_FLUSH_WAIT`, while
     DATABASE_ASYNC_BOOKKEEPING_COMMIT is on).
     Returns the attempt's id.
@@ -320,18 +320,22 @@ def _record_attempt(
         created_at=now,
     )
     counters = verdict_attempt_counted(exercise_id=exercise.pk, verdict_id=verdict.verdict_id)
-    if not verdict.is_correct:
-        counters.append(profile_error_counted(profile_id=learner.profile_id))
-    counters.append(
-        card_reviewed(
-            user_id=user_id,
-            exercise_id=exercise.pk,
-            bot_id=exercise.exercise_language,
-            previous=learner.card,
-            correct=verdict.is_correct,
-            now=now,
-        )
+    card = card_reviewed(
+        user_id=user_id,
+        exercise_id=exercise.pk,
+        bot_id=exercise.exercise_language,
+        previous=learner.card,
+        correct=verdict.is_correct,
+        now=now,
     )
+    counters.append(card.statement)
+    profile_counted = profile_answer_counted(
+        profile_id=learner.profile_id,
+        wrong=not verdict.is_correct,
+        review_due=card.due if card.mistakes else None,
+    )
+    if profile_counted is not None:
+        counters.append(profile_counted)
     attempt_id: int = run_with(insert_statement(attempt, flush_wait=False), *counters)
     return attempt_id
 

@@ -152,13 +152,21 @@ def test_right_answers_are_not_brought_back_as_reviews(profile, bank):
     answer(profile, bank[0], right=True, now=now)
 
     later = now + timedelta(days=400)
-    assert due_review(profile=profile, learning=_learning(profile, later), now=later) is None
+    assert due_review(profile=profile, learning=_learning(profile, later), now=later) == (
+        None,
+        None,
+    )
+    profile.refresh_from_db()
+    assert profile.review_due_at is None
 
 
 def test_reviews_take_at_most_their_share_of_each_set(profile, bank, settings):
     settings.REVIEWS_IN_SET = 2
     now = timezone.now()
-    mistakes = [missed(profile, exercise, now=now) for exercise in bank[:4]]
+    mistakes = [
+        missed(profile, exercise, now=now + timedelta(seconds=n))
+        for n, exercise in enumerate(bank[:4])
+    ]
     later = now + timedelta(hours=1)
 
     first_set = []
@@ -169,12 +177,12 @@ def test_reviews_take_at_most_their_share_of_each_set(profile, bank, settings):
     praise = profile_next_action(user_id=profile.user_id, bot_id="Bulgarian", now=later)
     second_set = [served(profile, later) for _ in range(5)]
 
-    assert first_set[:2] == [mistakes[0].pk, mistakes[1].pk]  # earliest due first
+    assert first_set[:2] == [mistakes[3].pk, mistakes[2].pk]  # the most recently due first
     assert not set(first_set[2:]) & {exercise.pk for exercise in mistakes}
     assert praise.action == "praise_and_next_set"
     # A new set brings the share back: the two mistakes still due, never twice in a row even
     # when the learner leaves one unanswered.
-    assert second_set[:3] == [mistakes[2].pk, mistakes[3].pk, second_set[2]]
+    assert second_set[:3] == [mistakes[1].pk, mistakes[0].pk, second_set[2]]
     assert second_set[2] not in {exercise.pk for exercise in mistakes}
 
 
@@ -198,10 +206,14 @@ def test_archived_and_excluded_exercises_are_not_reviewed(profile, bank):
     profile.save()  # test set-up of a stored setting
     later = now + timedelta(hours=1)
 
-    assert due_review(profile=profile, learning=_learning(profile, later), now=later) is None
+    assert due_review(profile=profile, learning=_learning(profile, later), now=later) == (
+        None,
+        None,
+    )
     profile.settings = {}
     profile.save()
-    assert due_review(profile=profile, learning=_learning(profile, later), now=later) == food
+    review, _ = due_review(profile=profile, learning=_learning(profile, later), now=later)
+    assert review == food
 
 
 def test_serving_a_review_stays_within_the_query_budget(
@@ -304,3 +316,44 @@ def test_two_answers_judged_at_once_move_the_card_once(fake_llm):
     assert after.json()["is_correct"] is True
     card.refresh_from_db()
     assert (card.reviews, card.mistakes) == (2, 1)
+
+
+# --- when next-action looks -------------------------------------------------------------------
+
+
+def card_reads(queries):
+    return sum("learning_reviewcard" in query["sql"] for query in queries.captured_queries)
+
+
+def test_learners_without_mistakes_never_read_cards(profile, bank):
+    now = timezone.now()
+    answer(profile, bank[0], right=True, now=now)
+    profile.refresh_from_db()
+    assert profile.review_due_at is None
+
+    with CaptureQueriesContext(connection) as queries:
+        served(profile, now + timedelta(days=30))
+
+    assert card_reads(queries) == 0
+
+
+def test_a_mistake_not_yet_due_is_looked_up_once_until_it_is(profile, bank):
+    now = timezone.now()
+    missed(profile, bank[0], now=now)
+    profile.refresh_from_db()
+    assert profile.review_due_at == now + RELEARN_AFTER
+    # The learner answers it right at once (from the same session): due days away now.
+    answer(profile, bank[0], right=True, now=now + timedelta(minutes=1))
+    card = ReviewCard.objects.get()
+    profile.refresh_from_db()
+    assert profile.review_due_at == now + RELEARN_AFTER  # a bound: earlier than the card's due
+
+    with CaptureQueriesContext(connection) as first:
+        served(profile, now + timedelta(hours=1))
+    profile.refresh_from_db()
+    with CaptureQueriesContext(connection) as second:
+        served(profile, now + timedelta(hours=1, minutes=1))
+
+    assert (card_reads(first), card_reads(second)) == (1, 0)
+    assert profile.review_due_at == card.due
+    assert served(profile, card.due + timedelta(seconds=1)) == bank[0].pk
