@@ -292,3 +292,21 @@ def test_the_writer_over_http_with_the_real_client(openai_server, report):
         (2, False, None),
     ]
     assert calls[1].error_type == "InternalServerError"
+
+
+def test_the_template_report_lists_the_grammar_of_missed_exercises_to_review(report):
+    text = deterministic_detailed_report(detailed_report_context(report), "en")
+
+    assert (
+        "To review: present tense. The exercises you missed come back just before you would "
+        "forget them." in text
+    )
+
+
+def test_the_llm_is_told_what_to_review(fake_llm, report):
+    fake_llm.script = ["Fine."]
+
+    report_generate_detailed(report_id=report.pk, now=NOW)
+
+    _, user = fake_llm.calls[0]
+    assert "grammar of missed exercises, to review: present tense (1)" in user.content
