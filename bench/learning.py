@@ -141,7 +141,7 @@ def make_learners(count: int, seed: int) -> list[tuple[str, float, float]]:
 
 
 def setup_django(
-    database_url: str, redis_url: str, policy: str | None, reviews_in_set: int | None = None
+    database_url: str, redis_url: str, policy: str | None, new_rules: dict[str, str] | None = None
 ) -> None:
     """Django on the bench database; each policy with its own Redis database."""
     import django
@@ -165,8 +165,8 @@ def setup_django(
         os.environ.update(
             {"SPACED_REVIEW": "false", "ADAPTIVE_LEVEL": "false", "STREAK_FREEZES_MAX": "0"}
         )
-    elif policy == "new" and reviews_in_set is not None:
-        os.environ["REVIEWS_IN_SET"] = str(reviews_in_set)
+    elif policy == "new":
+        os.environ.update(new_rules or {})
     # This script's folder comes first on the path, and its name would hide the `learning` app.
     here = Path(__file__).resolve().parent
     sys.path[:] = [str(ROOT)] + [entry for entry in sys.path if Path(entry).resolve() != here]
@@ -245,7 +245,7 @@ def session_times(learner: Learner, day: int) -> list[datetime]:
 
 
 def run_policy(args: argparse.Namespace, policy: str, queue: Any) -> None:
-    setup_django(args.database_url, args.redis_url, policy, args.reviews_in_set)
+    setup_django(args.database_url, args.redis_url, policy, dict(args.set or []))
     from django.core.cache import cache
     from django.db import connection
 
@@ -435,7 +435,11 @@ def main() -> None:
     parser.add_argument("--bank", type=int, default=6000, help="exercises in the bank")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
-        "--reviews-in-set", type=int, help="REVIEWS_IN_SET for DuoNiche's rules (default: its own)"
+        "--set",
+        nargs=2,
+        action="append",
+        metavar=("VARIABLE", "VALUE"),
+        help="a setting for DuoNiche's rules, e.g. --set REVIEWS_IN_SET 1 (repeatable)",
     )
     parser.add_argument(
         "--database-url",

@@ -494,6 +494,7 @@ ASYNC_TASK_CACHE_TTL = env.int("ASYNC_TASK_CACHE_TTL", default=120)
 SPACED_REVIEW = env.bool("SPACED_REVIEW", default=True)
 REVIEWS_IN_SET = env.int("REVIEWS_IN_SET", default=2)
 REVIEW_DESIRED_RETENTION = env.float("REVIEW_DESIRED_RETENTION", default=0.9)
+REVIEW_RELEARN_MINUTES = env.int("REVIEW_RELEARN_MINUTES", default=10)
 # The level policy: promote at >= LEVEL_PROMOTE_SHARE right of the last LEVEL_WINDOW answers at
 # the level, demote at <= LEVEL_DEMOTE_SHARE, counting only answers since the last change; back to
 # a level the learner was moved down from within LEVEL_RETURN_DAYS takes LEVEL_RETURN_SHARE.
@@ -509,10 +510,16 @@ STREAK_FREEZE_EVERY_DAYS = env.int("STREAK_FREEZE_EVERY_DAYS", default=7)
 STREAK_FREEZES_MAX = env.int("STREAK_FREEZES_MAX", default=2)
 if EXERCISES_IN_SET < 1 or SETS_IN_SESSION < 1:
     raise ImproperlyConfigured("EXERCISES_IN_SET and SETS_IN_SESSION must be at least 1.")
-if REVIEWS_IN_SET < 0 or LEVEL_WINDOW < 1 or STREAK_FREEZE_EVERY_DAYS < 1 or STREAK_FREEZES_MAX < 0:
+if (
+    REVIEWS_IN_SET < 0
+    or REVIEW_RELEARN_MINUTES < 0
+    or LEVEL_WINDOW < 1
+    or STREAK_FREEZE_EVERY_DAYS < 1
+    or STREAK_FREEZES_MAX < 0
+):
     raise ImproperlyConfigured(
-        "REVIEWS_IN_SET and STREAK_FREEZES_MAX must be 0 or more; LEVEL_WINDOW and "
-        "STREAK_FREEZE_EVERY_DAYS at least 1."
+        "REVIEWS_IN_SET, REVIEW_RELEARN_MINUTES and STREAK_FREEZES_MAX must be 0 or more; "
+        "LEVEL_WINDOW and STREAK_FREEZE_EVERY_DAYS at least 1."
     )
 if not 0.7 <= REVIEW_DESIRED_RETENTION < 1:
     raise ImproperlyConfigured("REVIEW_DESIRED_RETENTION must be at least 0.7 and below 1.")

@@ -18,9 +18,6 @@ from fsrs import Card, Rating, Scheduler, State
 from duoniche.rows import Statement
 from learning.models import ReviewCard
 
-#: A wrong answer brings the exercise back after this long (FSRS's one learning and relearning
-#: step); a right answer to a new card graduates it straight to spaced review.
-RELEARN_AFTER = timedelta(minutes=10)
 #: No review is scheduled further out than this many days.
 MAXIMUM_INTERVAL_DAYS = 365
 
@@ -51,11 +48,14 @@ class CardState:
 
 
 @cache
-def _scheduler(desired_retention: float) -> Scheduler:
+def _scheduler(desired_retention: float, relearn_minutes: int) -> Scheduler:
+    """FSRS with one (re)learning step of `relearn_minutes`, or none (0): a wrong answer is then
+    due again after FSRS's own interval for a lapse (a day)."""
+    steps = (timedelta(minutes=relearn_minutes),) if relearn_minutes else ()
     return Scheduler(
         desired_retention=desired_retention,
-        learning_steps=(RELEARN_AFTER,),
-        relearning_steps=(RELEARN_AFTER,),
+        learning_steps=steps,
+        relearning_steps=steps,
         maximum_interval=MAXIMUM_INTERVAL_DAYS,
     )
 
@@ -77,8 +77,8 @@ def card_after_answer(
 ) -> tuple[Card, int, int]:
     """The card FSRS schedules after this answer, with the new review and mistake counts.
 
-    Right is FSRS's "Good", wrong its "Again": a first wrong answer is due again after
-    `RELEARN_AFTER`, a first right one graduates to a review days away.
+    Right is FSRS's "Good", wrong its "Again": a wrong answer is due again soon (after
+    `REVIEW_RELEARN_MINUTES`, or a day when that is 0), a first right one days away.
     """
     moment = now.astimezone(UTC)
     if previous is None:
@@ -95,7 +95,7 @@ def card_after_answer(
             last_review=previous.last_review.astimezone(UTC),
         )
         reviews, mistakes = previous.reviews, previous.mistakes
-    scheduler = _scheduler(settings.REVIEW_DESIRED_RETENTION)
+    scheduler = _scheduler(settings.REVIEW_DESIRED_RETENTION, settings.REVIEW_RELEARN_MINUTES)
     reviewed, _ = scheduler.review_card(card, Rating.Good if correct else Rating.Again, moment)
     return reviewed, reviews + 1, mistakes + (0 if correct else 1)
 

@@ -15,7 +15,6 @@ from fsrs import State
 
 from exercises.models import Exercise
 from learning.models import ExerciseAttempt, ReviewCard
-from learning.review_cards import RELEARN_AFTER
 from learning.selection import due_review
 from learning.sessions import profile_next_action
 from learning.validation import attempt_validate
@@ -24,6 +23,12 @@ from tests.learning.factories import BotProfileFactory
 
 pytestmark = pytest.mark.django_db
 AUTH = {"HTTP_AUTHORIZATION": "Bearer test-token"}
+RELEARN = timedelta(minutes=10)
+
+
+@pytest.fixture(autouse=True)
+def relearning_step(settings):
+    settings.REVIEW_RELEARN_MINUTES = 10
 
 
 def answer(profile, exercise, *, right, now):
@@ -72,8 +77,18 @@ def test_a_wrong_first_answer_makes_the_card_due_soon(profile, bank):
     card = ReviewCard.objects.get(user=profile.user, exercise=bank[0])
     assert (card.bot_id, card.reviews, card.mistakes) == ("Bulgarian", 1, 1)
     assert card.state == State.Learning
-    assert card.due == now + RELEARN_AFTER
+    assert card.due == now + RELEARN
     assert card.last_review == now
+
+
+def test_without_a_relearning_step_a_wrong_answer_comes_back_the_next_day(profile, bank, settings):
+    settings.REVIEW_RELEARN_MINUTES = 0
+    now = timezone.now()
+
+    missed(profile, bank[0], now=now)
+
+    card = ReviewCard.objects.get(user=profile.user, exercise=bank[0])
+    assert (card.state, card.due) == (State.Review, now + timedelta(days=1))
 
 
 def test_a_right_first_answer_schedules_a_review_days_away_and_is_no_mistake(profile, bank):
@@ -133,7 +148,7 @@ def test_a_due_mistake_is_served_before_new_exercises(profile, bank):
     now = timezone.now()
     mistake = missed(profile, bank[0], now=now)
 
-    assert served(profile, now + RELEARN_AFTER + timedelta(seconds=1)) == mistake.pk
+    assert served(profile, now + RELEARN + timedelta(seconds=1)) == mistake.pk
     profile.refresh_from_db()
     assert profile.reviews_get_in_set == 1
 
@@ -341,12 +356,12 @@ def test_a_mistake_not_yet_due_is_looked_up_once_until_it_is(profile, bank):
     now = timezone.now()
     missed(profile, bank[0], now=now)
     profile.refresh_from_db()
-    assert profile.review_due_at == now + RELEARN_AFTER
+    assert profile.review_due_at == now + RELEARN
     # The learner answers it right at once (from the same session): due days away now.
     answer(profile, bank[0], right=True, now=now + timedelta(minutes=1))
     card = ReviewCard.objects.get()
     profile.refresh_from_db()
-    assert profile.review_due_at == now + RELEARN_AFTER  # a bound: earlier than the card's due
+    assert profile.review_due_at == now + RELEARN  # a bound: earlier than the card's due
 
     with CaptureQueriesContext(connection) as first:
         served(profile, now + timedelta(hours=1))
