@@ -209,6 +209,19 @@ def test_the_first_step_celebrates_a_streak(notifier, run):
     assert plain_log.text == render("long_break_1d", "en") + "\n\n/next"
 
 
+def test_the_third_day_says_held_streak_freezes_still_cover_the_missed_days(notifier, run):
+    covered = long_break_profile(inactive=3 * D, current_streak_days=12, streak_freezes=2)
+    short = long_break_profile(inactive=3 * D, current_streak_days=12, streak_freezes=1)
+
+    run()
+
+    [covered_log] = logs_of(covered)
+    [short_log] = logs_of(short)
+    held = render("streak_freeze_held", "en", freezes=2, streak_days=12)
+    assert covered_log.text == render("long_break_3d", "en") + "\n\n" + held + "\n\n/next"
+    assert short_log.text == render("long_break_3d", "en") + "\n\n/next"
+
+
 def test_blocked_and_inactive_profiles_get_no_reminders(notifier, run):
     blocked = long_break_profile(inactive=3 * D, status=ProfileStatus.BLOCKED)
     inactive = long_break_profile(inactive=3 * D, status=ProfileStatus.INACTIVE)
