@@ -28,14 +28,9 @@ SCAN_FACTOR = 4
 class LevelDecision:
     """A change the policy makes, with the figures behind it."""
 
-    from_level: str
     to_level: str
+    promoted: bool
     reason: str
-
-    @property
-    def promoted(self) -> bool:
-        levels = list(LanguageLevel.values)
-        return levels.index(self.to_level) > levels.index(self.from_level)
 
 
 def answers_at_level(*, profile: BotProfile, window: int) -> list[bool]:
@@ -85,15 +80,15 @@ def level_decide(*, profile: BotProfile, now: datetime) -> LevelDecision | None:
             bar = settings.LEVEL_RETURN_SHARE
         if share >= bar:
             return LevelDecision(
-                from_level=profile.language_level,
                 to_level=higher,
+                promoted=True,
                 reason=f"{figures} (moved up at {bar:.0%} or more)",
             )
         return None
     if share <= settings.LEVEL_DEMOTE_SHARE and position > 0:
         return LevelDecision(
             to_level=levels[position - 1],
-            from_level=profile.language_level,
+            promoted=False,
             reason=f"{figures} (moved down at {settings.LEVEL_DEMOTE_SHARE:.0%} or less)",
         )
     return None

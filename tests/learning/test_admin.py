@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from duoniche.api.errors import ApplicationError
 from learning.admin_inlines import LATEST, session_state
-from learning.models import BotProfile
+from learning.models import BotProfile, LevelChange
 from learning.profiles import profile_staff_reset_session
 from tests.exercises.factories import ExerciseFactory
 from tests.learning.factories import BotProfileFactory, ExerciseAttemptFactory, TelegramUserFactory
@@ -359,3 +359,21 @@ def test_saving_the_profile_page_writes_only_the_changed_fields(admin_client, fr
     assert "session_frozen_until" not in update
     frozen.refresh_from_db()
     assert frozen.language_level == "A1"
+
+
+def test_a_level_set_in_the_admin_is_a_staff_change_shown_on_the_page(admin_client, frozen):
+    url = reverse("admin:learning_botprofile_change", args=[frozen.pk])
+    before = frozen.language_level
+
+    response = admin_client.post(
+        url, submitted(admin_client.get(url), "botprofile_form", language_level="C1")
+    )
+
+    assert response.status_code == 302
+    change = LevelChange.objects.get(profile=frozen)
+    assert (change.from_level, change.to_level, change.source) == (before, "C1", "staff")
+    assert change.reason == f"set by {response.wsgi_request.user.get_username()}"
+    frozen.refresh_from_db()
+    assert frozen.level_changed_at == change.created_at
+    page = admin_client.get(url).content.decode()
+    assert f"{before} → C1, Staff (set by " in page
