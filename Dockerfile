@@ -14,9 +14,21 @@ RUN groupadd --gid 1000 duoniche \
 WORKDIR /app
 RUN chown duoniche:duoniche /app
 
-# Dependencies first, so code changes do not reinstall them. psycopg[binary] needs no system libs.
-COPY requirements.txt constraints.txt ./
+# The language check (docs/language-check.md): Debian's Hunspell dictionaries and library.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libhunspell-1.7-0 \
+        hunspell-bg hunspell-sr hunspell-ru hunspell-hr hunspell-bs \
+    && rm -rf /var/lib/apt/lists/*
+
+# Dependencies first, so code changes do not reinstall them. psycopg[binary] needs no system libs;
+# the Hunspell binding compiles against libhunspell, so its compiler is removed once it is built.
+COPY requirements.txt requirements-language.txt constraints.txt ./
 RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libhunspell-dev \
+    && pip install --no-cache-dir -r requirements-language.txt -c constraints.txt \
+    && apt-get purge -y --auto-remove gcc libc6-dev libhunspell-dev \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY --chown=duoniche:duoniche . .
 RUN chmod 0755 /app/docker/entrypoint.sh

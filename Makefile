@@ -15,8 +15,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: requirements.txt constraints.txt | $(BIN)/python
+# The language check's system packages and binding are best effort: without them it is disabled.
+$(VENV)/.installed: requirements.txt requirements-language.txt constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	@ops/language-packages.sh $(BIN)/pip
 	@touch $@
 
 $(VENV)/.installed-local: requirements-local.txt $(VENV)/.installed
@@ -96,7 +98,7 @@ schema: db
 # Re-pin constraints.txt (the whole transitive set) from a fresh virtualenv of the requirements.
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet --upgrade pip
-	.venv-lock/bin/pip install --quiet -r requirements-dev.txt
+	.venv-lock/bin/pip install --quiet -r requirements-dev.txt -r requirements-language.txt
 	{ sed -n '1,3p' constraints.txt; .venv-lock/bin/pip freeze --all | grep -v '^pip=='; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
 

@@ -7,7 +7,7 @@ errors. The `duoniche.E001` system check refuses to start with a malformed file.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ _KEYS = {
     "excluded_types",
     "type_distribution",
 }
+#: Keys a language may leave out (the language check: docs/language-check.md).
+_OPTIONAL_KEYS = {"dictionaries", "neighbour_dictionaries", "neighbour_words", "ekavian"}
 
 
 class LanguageConfigError(ValueError):
@@ -47,6 +49,14 @@ class Language:
     excluded_topics: frozenset[str]
     excluded_types: frozenset[str]
     type_distribution: dict[str, float]
+    #: Hunspell dictionary names by script: the language's own words.
+    dictionaries: dict[str, str] = field(default_factory=dict)
+    #: Hunspell dictionary names by language code: close languages whose words must not leak in.
+    neighbour_dictionaries: dict[str, str] = field(default_factory=dict)
+    #: A word list (file name in exercises/language_data/) of neighbours' forms, one per line.
+    neighbour_words: str = ""
+    #: Whether the standard is ekavian: ijekavian forms are then a neighbour's.
+    ekavian: bool = False
 
     @property
     def default_alphabet(self) -> str:
@@ -77,7 +87,7 @@ def _parse_language(bot_id: Any, spec: Any, problems: list[str]) -> Language | N
         return None
     before = len(problems)
     missing = sorted(_KEYS - spec.keys())
-    unknown = sorted(spec.keys() - _KEYS)
+    unknown = sorted(spec.keys() - _KEYS - _OPTIONAL_KEYS)
     if missing:
         problems.append(f"{bot_id}: missing keys {', '.join(missing)}")
     if unknown:
@@ -111,6 +121,18 @@ def _parse_language(bot_id: Any, spec: Any, problems: list[str]) -> Language | N
             problems.append(f"{bot_id}.type_distribution: {type_name} is excluded")
         if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
             problems.append(f"{bot_id}.type_distribution.{type_name} must be a number >= 0")
+    dictionaries = _name_map(spec.get("dictionaries", {}), f"{bot_id}.dictionaries", problems)
+    for script in dictionaries:
+        if script not in SCRIPTS:
+            problems.append(f"{bot_id}.dictionaries: unknown script {script!r}")
+    neighbours = _name_map(
+        spec.get("neighbour_dictionaries", {}), f"{bot_id}.neighbour_dictionaries", problems
+    )
+    neighbour_words = spec.get("neighbour_words", "")
+    if not isinstance(neighbour_words, str) or "/" in neighbour_words:
+        problems.append(f"{bot_id}.neighbour_words must be a file name")
+    if not isinstance(spec.get("ekavian", False), bool):
+        problems.append(f"{bot_id}.ekavian must be true or false")
     if len(problems) > before:
         return None
     return Language(
@@ -122,7 +144,20 @@ def _parse_language(bot_id: Any, spec: Any, problems: list[str]) -> Language | N
         excluded_topics=frozenset(topics),
         excluded_types=frozenset(types),
         type_distribution={name: float(weight) for name, weight in distribution.items()},
+        dictionaries=dictionaries,
+        neighbour_dictionaries=neighbours,
+        neighbour_words=neighbour_words,
+        ekavian=spec.get("ekavian", False),
     )
+
+
+def _name_map(value: Any, where: str, problems: list[str]) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v and "/" not in v for k, v in value.items()
+    ):
+        problems.append(f"{where} must map names to dictionary names")
+        return {}
+    return dict(value)
 
 
 def load_languages(path: Path) -> dict[str, Language]:

@@ -442,6 +442,11 @@ for _model, _price in LLM_PRICES_JSON.items():
         )
 LLM_DAILY_BUDGET_USD = env.float("LLM_DAILY_BUDGET_USD", default=0.0)
 
+# The language check (exercises/language_check.py): Hunspell dictionaries looked up in these
+# folders, in order; a language whose dictionaries are missing is reported and not checked.
+LANGUAGE_CHECK = env.bool("LANGUAGE_CHECK", default=True)
+HUNSPELL_DIRS = env.list("HUNSPELL_DIRS", default=["/usr/share/hunspell"])
+
 GENERATE_AUDIO = env.bool("GENERATE_AUDIO", default=True)
 GOOGLE_APPLICATION_CREDENTIALS = env.str("GOOGLE_APPLICATION_CREDENTIALS", default="")
 TTS_VOICES_JSON: dict[str, list[str]] = _json("TTS_VOICES_JSON", {}, dict)

@@ -1,8 +1,9 @@
 """The generation-time quality assessor.
 
 Every generated exercise except choose_accent is assessed before it is saved. Deterministic checks
-run first, and any failure rejects the exercise without an LLM call; then the assessment model
-reviews it. An LLM failure counts as invalid (`llm_assessment_failed:<error class>`), because
+run first: the shape checks, then the language check against the dictionaries (language_check.py,
+issue `<kind>:<offending words>`). Any failure rejects the exercise without an LLM call; then the
+assessment model reviews it. An LLM failure counts as invalid (`llm_assessment_failed:<error class>`), because
 generated exercises are never published unreviewed.
 """
 
@@ -21,6 +22,7 @@ from duoniche.languages import get_language
 from duoniche.texts import render
 from exercises.answers import answered_text
 from exercises.content import BLANK, uses_only_script
+from exercises.language_check import check_exercise, issue_codes
 from exercises.drafts import Draft
 from exercises.generators import generation_subject
 from exercises.prompts import data_tag, language_name
@@ -97,6 +99,16 @@ def deterministic_issues(*, draft: Draft) -> list[str]:
     return issues
 
 
+def language_issues(*, draft: Draft) -> list[str]:
+    """The language check's issues (`<kind>:<word>, <word>`); none when it is disabled."""
+    findings = check_exercise(
+        exercise_type=draft.exercise_type,
+        exercise_language=draft.exercise_language,
+        data=draft.data,
+    )
+    return issue_codes(findings or [])
+
+
 def _review_values(draft: Draft) -> dict[str, str]:
     """The assessor's inputs: exercise text, options and the correct answer."""
     task = render(f"task_{draft.exercise_type}", "en")
@@ -136,7 +148,7 @@ def _clean_issues(issues: list[str]) -> list[str]:
 
 def assess_generated_exercise(*, draft: Draft) -> Assessment:
     """Deterministic checks, then the LLM review (operation `assess_generated_exercise`)."""
-    issues = deterministic_issues(draft=draft)
+    issues = deterministic_issues(draft=draft) + language_issues(draft=draft)
     if issues:
         return Assessment(
             is_valid=False,

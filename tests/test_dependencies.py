@@ -30,9 +30,17 @@ def pins(path: Path) -> dict[str, str]:
     return found
 
 
+REQUIREMENTS = (
+    "requirements.txt",
+    "requirements-language.txt",
+    "requirements-local.txt",
+    "requirements-dev.txt",
+)
+
+
 def test_every_requirement_is_pinned_at_the_constrained_version():
     constraints = pins(ROOT / "constraints.txt")
-    for name in ("requirements.txt", "requirements-local.txt", "requirements-dev.txt"):
+    for name in REQUIREMENTS:
         for package, version in pins(ROOT / name).items():
             assert constraints.get(package) == version, f"{name}: {package}=={version}"
 
@@ -54,7 +62,6 @@ def test_the_installed_environment_is_the_constrained_one():
 
 # --- what our code imports is what we pin; the lock is the whole transitive set ---------------
 
-REQUIREMENTS = ("requirements.txt", "requirements-local.txt", "requirements-dev.txt")
 #: Our own top-level packages (and the bench's local modules), never a distribution.
 OURS = {"duoniche", "exercises", "learning", "notifications", "payments", "tests", "bench"}
 SCANNED = ("duoniche", "exercises", "learning", "notifications", "payments", "tests")
@@ -142,9 +149,12 @@ def test_the_lock_file_is_exactly_the_transitive_set_of_the_requirements():
 def test_every_install_applies_the_lock_file():
     makefile = (ROOT / "Makefile").read_text()
     dockerfile = (ROOT / "Dockerfile").read_text()
-    installs = re.findall(r"^.*pip install.* -r requirements.*$", makefile + dockerfile, re.M)
+    script = (ROOT / "ops" / "language-packages.sh").read_text()
+    installs = re.findall(
+        r"^.*pip\"? install.* -r requirements.*$", makefile + dockerfile + script, re.M
+    )
     # `make lock` alone resolves afresh (into .venv-lock/), to write the lock file.
     installs = [line for line in installs if ".venv-lock" not in line]
 
-    assert len(installs) == 4
+    assert len(installs) == 6
     assert all("-c constraints.txt" in line for line in installs), installs
