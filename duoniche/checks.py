@@ -11,7 +11,8 @@ from django.contrib.auth.hashers import check_password
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError
 
-from duoniche.languages import LanguageConfigError, bot_ids, load_languages
+from duoniche import dictionaries
+from duoniche.languages import LanguageConfigError, bot_ids, languages, load_languages
 
 
 @register()
@@ -73,6 +74,7 @@ def check_runtime_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
                     id="duoniche.W005",
                 )
             )
+    messages.extend(_language_check_warnings())
     for alias, name in settings.DEPRECATED_ENV_ALIASES_USED:
         messages.append(
             Warning(f"{alias} is a deprecated name; set {name} instead.", id="duoniche.W006")
@@ -116,4 +118,24 @@ def _development_superuser() -> list[CheckMessage]:
             hint=f"Change that user's password (manage.py changepassword {username}) or delete it.",
             id="duoniche.W008",
         )
+    ]
+
+
+def _language_check_warnings() -> list[CheckMessage]:
+    if not settings.LANGUAGE_CHECK:
+        return []  # turned off on purpose
+    try:
+        configured = list(languages().values())
+    except LanguageConfigError:
+        return []
+    return [
+        Warning(
+            f"The language check of {bot_id} is {state}: its exercises are not checked "
+            "against dictionaries.",
+            hint="Install the Hunspell dictionaries and binding: ops/language-packages.sh "
+            ".venv/bin/pip (docs/language-check.md).",
+            id="duoniche.W009",
+        )
+        for bot_id, state in dictionaries.status(configured).items()
+        if state != "enabled"
     ]

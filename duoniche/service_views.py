@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django_prometheus.exports import ExportToDjangoView
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
-from duoniche import metrics_collector
+from duoniche import dictionaries, metrics_collector
 from duoniche.api.errors import error_body
 from duoniche.metrics import api_errors
 
@@ -87,6 +87,7 @@ def _features() -> dict[str, str]:
         "llm": "enabled" if llm else "disabled",
         "tts": "enabled" if tts else "disabled",
         "broker": "eager" if settings.CELERY_TASK_ALWAYS_EAGER else "redis",
+        "language_check": dictionaries.feature(),
     }
 
 

@@ -21,6 +21,7 @@ from exercises.content import (
     uses_only_script,
     without_stress,
 )
+from exercises.language_check import check_exercise
 from exercises.personas import PERSONAS_BY_NAME
 from exercises.tags import KNOWN_GRAMMAR_TAGS, KNOWN_VOCABULARY_TAGS
 
@@ -87,6 +88,8 @@ class BankValidation:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     invalid_count: int = 0
+    #: Items the language check flagged (warned about, or refused with `strict`).
+    flagged_count: int = 0
 
 
 def shown(value: Any) -> str:
@@ -389,8 +392,22 @@ class _ItemChecker:
         return shaped, {"answer": correct}
 
 
-def validate_bank_items(raw_items: list[Any]) -> BankValidation:
-    """Check every item of a parsed bank file; report all problems, keep the valid items."""
+def language_problem(item: BankItem) -> str:
+    """The language check's findings of an item in one line ("" when none or disabled)."""
+    findings = check_exercise(
+        exercise_type=item.exercise_type, exercise_language=item.exercise_language, data=item.data
+    )
+    return "; ".join(
+        f"{f.kind} {shown(f.word)} ({f'{f.origin}, ' if f.origin else ''}data.{f.field})"
+        for f in findings or []
+    )
+
+
+def validate_bank_items(raw_items: list[Any], *, strict: bool = False) -> BankValidation:
+    """Check every item of a parsed bank file; report all problems, keep the valid items.
+
+    The language check's findings are a warning per item, or with `strict` an error that makes the
+    item invalid."""
     result = BankValidation()
     first_index_by_hash: dict[str, int] = {}
     for index, raw in enumerate(raw_items):
@@ -399,6 +416,14 @@ def validate_bank_items(raw_items: list[Any]) -> BankValidation:
         if item is not None and item.content_hash in first_index_by_hash:
             checker.error("", f"duplicate of item[{first_index_by_hash[item.content_hash]}]")
             item = None
+        problem = language_problem(item) if item is not None else ""
+        if problem:
+            result.flagged_count += 1
+            if strict:
+                checker.error("language", problem)
+                item = None
+            else:
+                checker.warn("language", problem)
         result.errors.extend(checker.errors)
         result.warnings.extend(checker.warnings)
         if item is None:

@@ -18,6 +18,7 @@ language's check is disabled (`status()`), never an error. docs/language-check.m
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -25,14 +26,14 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cyrtranslit
-from django.conf import settings
 
+from duoniche.dictionaries import Speller, missing_parts, spell, speller
 from duoniche.enums import ExerciseType
-from duoniche.languages import Language, get_language
-from exercises.content import without_stress
+from duoniche.languages import Language, cyrillic_to_latin, get_language, latin_to_cyrillic
+from exercises.content import map_texts, without_stress
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +57,6 @@ _SENTENCE_ENDS = ".!?…"
 MAX_ABBREVIATION = 5
 
 
-class Speller(Protocol):
-    def spell(self, word: str) -> bool: ...
-
-    def __hash__(self) -> int: ...
-
-
 @dataclass(frozen=True)
 class Finding:
     """One offending word: where it is (`field`, a character span of that text) and why."""
@@ -73,6 +68,9 @@ class Finding:
     end: int
     #: For `foreign_word`: the language code it belongs to, or `ijekavian`.
     origin: str = ""
+    #: Set when the word is as learners see it in another script (Serbian Cyrillic): a word
+    #: known in the stored script but not after transliteration.
+    shown_in: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,41 +80,8 @@ class Finding:
             "start": self.start,
             "end": self.end,
             "origin": self.origin,
+            "shown_in": self.shown_in,
         }
-
-
-# --- dictionaries -------------------------------------------------------------------------------
-
-
-def _binding() -> Any:
-    try:
-        import hunspell
-    except ImportError:
-        return None
-    return hunspell
-
-
-def _dictionary_files(name: str) -> tuple[Path, Path] | None:
-    for folder in settings.HUNSPELL_DIRS:
-        dic, aff = Path(folder) / f"{name}.dic", Path(folder) / f"{name}.aff"
-        if dic.is_file() and aff.is_file():
-            return dic, aff
-    return None
-
-
-@functools.cache
-def _speller(name: str, folders: tuple[str, ...]) -> Speller | None:
-    binding = _binding()
-    files = _dictionary_files(name)
-    if binding is None or files is None:
-        return None
-    dic, aff = files
-    return binding.HunSpell(str(dic), str(aff))
-
-
-def speller(name: str) -> Speller | None:
-    """The loaded dictionary `name` (once per process), or None when it cannot be loaded."""
-    return _speller(name, tuple(settings.HUNSPELL_DIRS))
 
 
 @functools.cache
@@ -128,27 +93,6 @@ def _word_list(name: str) -> dict[str, str]:
         if len(fields) >= 2:
             words[fields[0].lower()] = fields[1]
     return words
-
-
-def missing_parts(language: Language) -> list[str]:
-    """What the language's check lacks (empty: it runs); nothing configured counts as missing."""
-    if not settings.LANGUAGE_CHECK:
-        return ["LANGUAGE_CHECK is off"]
-    if not language.dictionaries:
-        return ["no dictionaries configured"]
-    if _binding() is None:
-        return ["the hunspell Python binding"]
-    names = [*language.dictionaries.values(), *language.neighbour_dictionaries.values()]
-    return [f"{name}.dic" for name in names if _dictionary_files(name) is None]
-
-
-def status(languages: list[Language]) -> dict[str, str]:
-    """Per bot id: `enabled`, or `disabled (<what is missing>)`."""
-    result = {}
-    for language in languages:
-        missing = missing_parts(language)
-        result[language.bot_id] = f"disabled ({', '.join(missing)})" if missing else "enabled"
-    return result
 
 
 # --- words --------------------------------------------------------------------------------------
@@ -242,14 +186,22 @@ class Checker:
 
     def _knows(self, script: str, word: str) -> bool:
         own = self.own.get(script)
-        return own is not None and _spell(own, word)
+        return own is not None and spell(own, word)
+
+    def _known_in_other_script(self, word: str, script: str) -> bool:
+        code = self.language.language_code
+        return any(
+            spell(dictionary, _in_script(word, other, code))
+            for other, dictionary in self.own.items()
+            if other != script
+        )
 
     def _neighbour_of(self, word: str) -> str:
         """The neighbour language code whose dictionary knows `word` ("" when none does)."""
         code = self.language.language_code
         for neighbour, dictionary in self.neighbours.items():
             script = self.language.generation_script
-            if _spell(dictionary, _in_script(word, script, code)):
+            if spell(dictionary, _in_script(word, script, code)):
                 return neighbour
         return ""
 
@@ -261,8 +213,12 @@ class Checker:
             return listed
         if not self.language.ekavian or not self._neighbour_of(latin):
             return ""
+        # An ekavian form the language knows and a neighbour lacks: the neighbours' dictionaries
+        # list some ekavian forms too (bs_BA has vreme), and some are homographs (hr svet "holy").
         for form in _ekavian_forms(latin):
-            if self._knows("latin", form) and not self._neighbour_of(form):
+            if self._knows("latin", form) and not all(
+                spell(dictionary, form) for dictionary in self.neighbours.values()
+            ):
                 return IJEKAVIAN
         return ""
 
@@ -288,24 +244,14 @@ class Checker:
             self._knows(script, part) for part in word.bare.split("-") if part
         ):
             return "", ""
+        if self._known_in_other_script(word.bare, script):
+            return UNKNOWN_WORD, ""  # e.g. a transliteration that broke a right word
         neighbour = self._neighbour_of(word.bare)
         if neighbour:
             return FOREIGN_WORD, neighbour
         if _is_name(word):
             return "", ""
         return UNKNOWN_WORD, ""
-
-
-@functools.lru_cache(maxsize=200_000)
-def _spell_cached(dictionary: Speller, word: str) -> bool:
-    return bool(dictionary.spell(word))
-
-
-def _spell(dictionary: Speller, word: str) -> bool:
-    try:
-        return _spell_cached(dictionary, word)
-    except UnicodeError:
-        return False  # a lone surrogate or a letter the dictionary's encoding lacks
 
 
 def checker(bot_id: str) -> Checker | None:
@@ -368,3 +314,32 @@ def issue_codes(findings: list[Finding]) -> list[str]:
         if words:
             issues.append(f"{kind}:{', '.join(words)}")
     return issues
+
+
+def lint_exercise(
+    *, exercise_type: str, exercise_language: str, data: dict[str, Any]
+) -> list[Finding] | None:
+    """`check_exercise`, plus for Serbian the Cyrillic text learners are shown: a word that is
+    right in Latin but unknown once transliterated is the transliteration's fault (`shown_in`)."""
+    found = check_exercise(
+        exercise_type=exercise_type, exercise_language=exercise_language, data=data
+    )
+    language = get_language(exercise_language)
+    if found is None or language is None or language.language_code != "sr":
+        return found
+    shown = [s for s in language.display_alphabets if s != language.generation_script]
+    flagged = {(f.field, f.word) for f in found}
+    for script in shown:
+        rendered = map_texts(data, latin_to_cyrillic)
+        for finding in (
+            check_exercise(
+                exercise_type=exercise_type,
+                exercise_language=exercise_language,
+                data=rendered,
+                script=script,
+            )
+            or []
+        ):
+            if (finding.field, cyrillic_to_latin(finding.word)) not in flagged:
+                found.append(dataclasses.replace(finding, shown_in=script))
+    return found

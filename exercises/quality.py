@@ -3,8 +3,9 @@
 Every generated exercise except choose_accent is assessed before it is saved. Deterministic checks
 run first: the shape checks, then the language check against the dictionaries (language_check.py,
 issue `<kind>:<offending words>`). Any failure rejects the exercise without an LLM call; then the
-assessment model reviews it. An LLM failure counts as invalid (`llm_assessment_failed:<error class>`), because
-generated exercises are never published unreviewed.
+assessment model reviews it. An LLM failure counts as invalid
+(`llm_assessment_failed:<error class>`), because generated exercises are never published
+unreviewed.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from duoniche.languages import get_language
 from duoniche.texts import render
 from exercises.answers import answered_text
 from exercises.content import BLANK, uses_only_script
-from exercises.language_check import check_exercise, issue_codes
 from exercises.drafts import Draft
 from exercises.generators import generation_subject
+from exercises.language_check import check_exercise, issue_codes
 from exercises.prompts import data_tag, language_name
 from exercises.prompts.assess import ASSESS_GENERATED_EXERCISE
 

@@ -10,13 +10,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from duoniche.dictionaries import missing_parts
 from duoniche.enums import ExerciseType
+from duoniche.languages import get_language
 from duoniche.telegram_html import clean_telegram_html
 from duoniche.texts import render
 from exercises.content import BLANK
+from exercises.language_check import (
+    FOREIGN_WORD,
+    MIXED_SCRIPT,
+    UNKNOWN_WORD,
+    WRONG_SCRIPT,
+    Finding,
+    exercise_texts,
+    lint_exercise,
+)
 from exercises.models import Exercise
 from exercises.moderation import STAFF_ACTIONS, answer_among_options
 from exercises.selectors import AnswerRow, attempts_weighted_error_rate, exercise_answer_rows
@@ -57,6 +69,73 @@ def exercise_view(exercise: Exercise, rows: list[AnswerRow]) -> dict[str, Any]:
     if exercise.exercise_type == ExerciseType.CHOOSE_ACCENT:
         view["meaning"] = telegram_html(str(data.get("meaning") or ""))
     return view
+
+
+FINDING_LABELS = {
+    UNKNOWN_WORD: _("not in the dictionary"),
+    FOREIGN_WORD: _("another language's word"),
+    WRONG_SCRIPT: _("written in the other script"),
+    MIXED_SCRIPT: _("mixes Cyrillic and Latin letters"),
+}
+
+
+def _finding_title(finding: Finding) -> str:
+    details = [
+        d for d in (finding.origin, finding.shown_in and f"as shown in {finding.shown_in}") if d
+    ]
+    label = str(FINDING_LABELS[finding.kind])
+    return f"{label} ({', '.join(details)})" if details else label
+
+
+def highlighted(text: str, findings: list[Finding]) -> SafeString:
+    """`text` escaped, each offending word wrapped in a <mark> that says why."""
+    parts: list[str] = []
+    position = 0
+    for finding in sorted(findings, key=lambda f: f.start):
+        if finding.start < position:
+            continue
+        parts.append(escape(text[position : finding.start]))
+        parts.append(
+            format_html(
+                '<mark class="language-{}" title="{}">{}</mark>',
+                finding.kind,
+                _finding_title(finding),
+                text[finding.start : finding.end],
+            )
+        )
+        position = finding.end
+    parts.append(escape(text[position:]))
+    return mark_safe("".join(parts))  # every piece escaped above
+
+
+def language_view(exercise: Exercise) -> dict[str, Any]:
+    """The language check of the exercise as stored: flagged texts with their words marked."""
+    language = get_language(exercise.exercise_language)
+    missing = missing_parts(language) if language is not None else ["unknown language"]
+    findings = (
+        lint_exercise(
+            exercise_type=exercise.exercise_type,
+            exercise_language=exercise.exercise_language,
+            data=exercise.data,
+        )
+        if not missing
+        else None
+    )
+    if findings is None:
+        return {"disabled": ", ".join(missing) or "disabled", "texts": []}
+    texts = []
+    for field, text in exercise_texts(exercise.exercise_type, exercise.data):
+        stored = [f for f in findings if f.field == field and not f.shown_in]
+        shown = [f for f in findings if f.field == field and f.shown_in]
+        if stored or shown:
+            texts.append(
+                {
+                    "field": field,
+                    "html": highlighted(text, stored),
+                    "shown": [{"word": f.word, "title": _finding_title(f)} for f in shown],
+                }
+            )
+    return {"disabled": "", "texts": texts, "count": len(findings)}
 
 
 def percent(rate: float | None) -> str:
@@ -127,6 +206,7 @@ def moderation_context(
     )
     return {
         "exercise": exercise_view(exercise, rows),
+        "language": language_view(exercise),
         "answers": [
             {
                 "row": row,

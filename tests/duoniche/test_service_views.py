@@ -20,7 +20,12 @@ def test_healthz_is_200_after_a_database_round_trip(client, django_assert_max_nu
     assert response.json() == {
         "status": "ok",
         "checks": {"database": "ok"},
-        "features": {"llm": "disabled", "tts": "disabled", "broker": "eager"},
+        "features": {
+            "llm": "disabled",
+            "tts": "disabled",
+            "broker": "eager",
+            "language_check": "enabled",
+        },
     }
     assert client.get("/healthz/").status_code == 200
 

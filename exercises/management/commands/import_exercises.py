@@ -35,6 +35,12 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="validate and report; write nothing"
         )
         parser.add_argument(
+            "--strict",
+            action="store_true",
+            help="items the language check flags are invalid, not warned about "
+            "(docs/language-check.md)",
+        )
+        parser.add_argument(
             "--update",
             action="store_true",
             help="update level, topic, tags, status, persona, meaning and audio of existing items",
@@ -42,7 +48,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         raw_items = self._read(options["file"])
-        validation = validate_bank_items(raw_items)
+        validation = validate_bank_items(raw_items, strict=options["strict"])
         for line in validation.errors:
             self.stderr.write(line)
         if options["verbosity"] >= 1:
