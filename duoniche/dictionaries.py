@@ -9,6 +9,7 @@ when either is missing: the language's check is reported disabled (`/healthz` fe
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -90,9 +91,15 @@ def _feature(enabled: bool, folders: tuple[str, ...]) -> str:
     return "partial" if any(checked) else "disabled"
 
 
+#: libhunspell does not promise that one dictionary may be asked from two threads at once (the
+#: generation runs several in a worker); a miss of the cache below takes microseconds.
+_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=200_000)
 def _spell_cached(dictionary: Speller, word: str) -> bool:
-    return bool(dictionary.spell(word))
+    with _LOCK:
+        return bool(dictionary.spell(word))
 
 
 def spell(dictionary: Speller, word: str) -> bool:

@@ -5,6 +5,9 @@ moderator's page), and how it reports itself when a dictionary is missing."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -406,3 +409,59 @@ def test_the_moderators_page_marks_the_offending_words(admin_client):
     assert '<mark class="language-mixed_script"' in html
     assert "<b>хорошо</b>" not in html  # the stored text stays escaped
     assert "Every word is in the dictionary of its language." in clean_page.content.decode()
+
+
+def test_without_the_binding_the_check_is_disabled_and_the_rest_starts():
+    # A process in which `import hunspell` fails, as on a machine where it never built.
+    script = (
+        "import sys; sys.modules['hunspell'] = None\n"
+        "import django; django.setup()\n"
+        "from django.core.management import call_command\n"
+        "from duoniche import dictionaries\n"
+        "from exercises.language_check import check_exercise\n"
+        "print(dictionaries.feature())\n"
+        "print(check_exercise(exercise_type='choose_sentence', exercise_language='Bulgarian',"
+        " data={'options': ['хорошо']}))\n"
+        "call_command('check')\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "duoniche.settings",
+        "DJANGO_DEBUG": "true",
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:1/unused",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ["disabled", "None"]
+    assert "The language check of Bulgarian is disabled (the hunspell Python binding)" in (
+        result.stderr
+    )
+
+
+def test_threads_checking_at_once_get_the_answers_one_thread_gets():
+    # The generation runs several drafts in one worker's threads; the dictionaries are shared.
+    from concurrent.futures import ThreadPoolExecutor
+
+    words = ["кафе", "чай", "вода", "мляко", "сок", "хляб", "сирене", "домати"]
+    texts = [f"Аз пия {w} {n} пъти. Хорошо, сегодня." for n in range(50) for w in words]
+    texts += [f"Volim mlijeko i kruh, {w}." for w in ["mleok", "hleb", "sir", "voda", "kafa"]]
+
+    def run(text: str) -> list[tuple[str, str, str]]:
+        return findings(text, "Serbian" if text.startswith("Volim") else "Bulgarian")
+
+    serial = [run(text) for text in texts]
+    dictionaries._spell_cached.cache_clear()  # so that the threads ask libhunspell itself
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(pool.map(run, texts))
+
+    assert parallel == serial
+    assert serial[0] == [("foreign_word", "Хорошо", "ru"), ("foreign_word", "сегодня", "ru")]
+    assert serial[-5][-1] == ("unknown_word", "mleok", "")
