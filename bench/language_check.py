@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -37,6 +36,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from jobs import setup_django  # a sibling script: the benches run as scripts
 
 ROOT = Path(__file__).resolve().parents[1]
 BANK = ROOT / "exercises" / "fixtures" / "starter_bank.json"
@@ -79,24 +80,6 @@ CROATIAN_HELD_OUT = _words(
     "zemljovid nogometaš umirovljenik mirovina kućanstvo gospodarstvo djelatnik obavijest "
     "autocesta cesta"
 )
-
-
-def setup_django() -> None:
-    import django
-
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "duoniche.settings",
-            "DJANGO_DEBUG": "false",
-            "DJANGO_SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-            "API_TOKENS": "bench-token",
-            "DJANGO_LOG_LEVEL": "ERROR",
-            "DATABASE_URL": "postgres://bench@127.0.0.1:1/unused",  # never connected to
-            "REDIS_URL": "",
-        }
-    )
-    sys.path.insert(0, str(ROOT))
-    django.setup()
 
 
 def correct_texts(items: list[dict[str, Any]], bot_id: str) -> list[str]:
@@ -310,7 +293,8 @@ def main() -> None:
     parser.add_argument("--per-text", type=int, default=5, help="corruptions per text and kind")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
     args = parser.parse_args()
-    setup_django()
+    # The jobs bench's Django set-up, on a database URL nothing connects to and without Redis.
+    setup_django(database_url="postgres://bench@127.0.0.1:1/unused", redis_url="", extra={})
     results = run(args)
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))

@@ -26,6 +26,16 @@ from tests.exercises.factories import ExerciseFactory
 pytest_plugins = ["tests.fakes.telegram_server", "tests.fakes.tts_server"]
 
 
+def checked(text: str, bot_id: str = "Bulgarian") -> bool:
+    """Whether the check ran on `text` (False: it is disabled for the language)."""
+    return (
+        check_exercise(
+            exercise_type="choose_sentence", exercise_language=bot_id, data={"options": [text]}
+        )
+        is not None
+    )
+
+
 def findings(text: str, bot_id: str = "Bulgarian", script: str = "") -> list[tuple[str, str, str]]:
     found = check_exercise(
         exercise_type="choose_sentence",
@@ -189,14 +199,7 @@ def test_a_serbian_word_the_transliteration_gets_wrong_is_found_as_cyrillic_read
 def test_a_missing_dictionary_disables_the_check_and_says_so(settings, tmp_path, client):
     settings.HUNSPELL_DIRS = [str(tmp_path)]
 
-    assert (
-        check_exercise(
-            exercise_type="choose_sentence",
-            exercise_language="Bulgarian",
-            data={"options": ["хорошо"]},
-        )
-        is None
-    )
+    assert not checked("хорошо", "Bulgarian")
     assert dictionaries.status(list(load_languages(settings.LANGUAGES_FILE).values())) == {
         "Bulgarian": "disabled (bg_BG.dic, ru_RU.dic)",
         "Serbian": "disabled (sr_Latn_RS.dic, sr_RS.dic, hr_HR.dic, bs_BA.dic)",
@@ -229,14 +232,7 @@ def test_healthz_reports_a_partly_installed_check(settings, tmp_path, client):
 def test_turned_off_it_checks_nothing(settings):
     settings.LANGUAGE_CHECK = False
 
-    assert (
-        check_exercise(
-            exercise_type="choose_sentence",
-            exercise_language="Bulgarian",
-            data={"options": ["хорошо"]},
-        )
-        is None
-    )
+    assert not checked("хорошо", "Bulgarian")
     assert dictionaries.feature() == "disabled"
 
 
