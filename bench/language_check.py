@@ -236,7 +236,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     row["corrupted"] += 1
                     row["caught"] += bool(hits)
                     row["right_kind"] += any(f.kind == expected for f in hits)
-                    row["is_a_dictionary_word"] += kind.startswith("typo") and spell(own, new)
+                    is_a_word = kind.startswith("typo") and spell(own, new)
+                    row["is_a_dictionary_word"] += is_a_word
+                    row["missed_not_a_word"] += (
+                        kind.startswith("typo") and not hits and not is_a_word
+                    )
         results["variants"][f"{bot_id} ({script})"] = {
             "texts": len(texts),
             "flagged_texts": len(flagged),
@@ -260,8 +264,11 @@ def report(results: dict[str, Any]) -> None:
             f"| {name} | {variant['texts']} | {variant['flagged_texts']} "
             f"({percent(variant['flagged_texts'], variant['texts'])}) | {variant['ms_per_text']} |"
         )
-    print("\n| variant | corruption | corrupted | caught | right kind | still a dictionary word |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "\n| variant | corruption | corrupted | caught | right kind | still a dictionary word "
+        "| missed, not a dictionary word |"
+    )
+    print("|---|---|---|---|---|---|---|")
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for name, variant in results["variants"].items():
         for kind, row in variant["kinds"].items():
@@ -272,7 +279,8 @@ def report(results: dict[str, Any]) -> None:
                 f"| {name} | {kind} | {row['corrupted']} | {row['caught']} "
                 f"({percent(row['caught'], row['corrupted'])}) | "
                 f"{percent(row['right_kind'], row['corrupted'])} | "
-                f"{row.get('is_a_dictionary_word', 0) or '-'} |"
+                f"{row.get('is_a_dictionary_word', 0) or '-'} | "
+                f"{row['missed_not_a_word'] if kind.startswith('typo') else '-'} |"
             )
     print("\n| all variants | caught |")
     print("|---|---|")
