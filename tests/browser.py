@@ -87,6 +87,18 @@ def staff_member(settings: Any, group_name: str = "moderator") -> User:
     return user
 
 
+def click_through(driver: Any, selector: str) -> None:
+    """Click what `selector` finds and wait until the next page has replaced this one: reading
+    the URL, or opening another page, right after a click would race the request it sends."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.CSS_SELECTOR, selector).click()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+
+
 def sign_in(driver: Any, base_url: str, user: User) -> None:
     """Sign `user` in on the admin login page and check the admin greets them."""
     from selenium.webdriver.common.by import By
@@ -94,7 +106,7 @@ def sign_in(driver: Any, base_url: str, user: User) -> None:
     driver.get(base_url + reverse("admin:login"))
     driver.find_element(By.ID, "id_username").send_keys(user.username)
     driver.find_element(By.ID, "id_password").send_keys(PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    click_through(driver, "input[type=submit]")
     assert user.username.upper() in driver.find_element(By.ID, "user-tools").text.upper()
 
 

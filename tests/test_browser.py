@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from exercises.models import Exercise
-from tests.browser import BROWSER_MARKS, screenshot, sign_in, staff_member
+from tests.browser import BROWSER_MARKS, click_through, screenshot, sign_in, staff_member
 from tests.exercises.factories import ExerciseFactory
 
 pytestmark = BROWSER_MARKS
@@ -60,7 +60,7 @@ def test_a_moderator_works_through_the_queue_until_it_is_empty(live_server, brow
 
     # Open the exercise and change its second word in its own field (no JSON to edit).
     change = reverse("admin:exercises_exercise_change", args=[exercise.pk])
-    driver.find_element(By.CSS_SELECTOR, f'#result_list a[href="{change}"]').click()
+    click_through(driver, f'#result_list a[href="{change}"]')
     assert driver.current_url.endswith(change)
     assert not driver.find_elements(By.NAME, "data")
     sentence = driver.find_element(By.NAME, "sentence")
@@ -77,7 +77,7 @@ def test_a_moderator_works_through_the_queue_until_it_is_empty(live_server, brow
     page = screenshot(driver, "exercise_page")
 
     # Save and publish: the edit service publishes it, and the next exercise of the queue opens.
-    driver.find_element(By.NAME, "_save").click()
+    click_through(driver, 'input[name="_save"]')
     messages = driver.find_element(By.CSS_SELECTOR, "ul.messagelist")
     assert messages.find_elements(By.CSS_SELECTOR, "li.success"), messages.text
     assert not messages.find_elements(By.CSS_SELECTOR, "li.error"), messages.text
@@ -90,7 +90,7 @@ def test_a_moderator_works_through_the_queue_until_it_is_empty(live_server, brow
     assert exercise.reviews.filter(source="staff", new_status="published").exists()
 
     # Archive the last one: back on the queue, which says it is empty.
-    driver.find_element(By.CSS_SELECTOR, 'button[name="decide"][value="archive"]').click()
+    click_through(driver, 'button[name="decide"][value="archive"]')
     assert driver.current_url.split("?")[0] == queue
     assert "The queue is empty." in driver.find_element(By.CSS_SELECTOR, "ul.messagelist").text
     assert "The queue is empty." in driver.find_element(By.CSS_SELECTOR, ".queue-empty").text

@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from duoniche.models import JobRun
-from tests.browser import BROWSER_MARKS, PASSWORD, screenshot, sign_in
+from tests.browser import BROWSER_MARKS, PASSWORD, click_through, screenshot, sign_in
 
 pytestmark = BROWSER_MARKS
 
@@ -56,7 +56,7 @@ def test_an_operator_sees_the_dashboard_and_runs_a_job_now(live_server, browser,
     assert screenshot(driver, "dashboard").stat().st_size > 10_000
 
     driver.get(live_server.url + reverse("admin:duoniche_jobrun_changelist"))
-    driver.find_element(By.CSS_SELECTOR, 'button[value="refill_stock"]').click()
+    click_through(driver, 'button[value="refill_stock"]')
 
     message = driver.find_element(By.CSS_SELECTOR, "ul.messagelist li.success").text
     assert "refill_stock is queued as a forced run" in message.lower()

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from duoniche.enums import ReportStatus
-from tests.browser import BROWSER_MARKS, screenshot, sign_in, staff_member
+from tests.browser import BROWSER_MARKS, click_through, screenshot, sign_in, staff_member
 from tests.exercises.factories import ExerciseFactory
 from tests.learning.factories import BotProfileFactory, ExerciseAttemptFactory, WeeklyReportFactory
 
@@ -52,7 +52,7 @@ def test_staff_regenerate_a_detailed_report_and_read_what_happened(live_server, 
     assert "An old text" in driver.find_element(By.ID, "content").text
     assert "<b>" not in driver.find_element(By.ID, "content").text  # text, not tags
 
-    driver.find_element(By.CSS_SELECTOR, "#regenerate-report-form button").click()
+    click_through(driver, "#regenerate-report-form button")
 
     assert driver.current_url.endswith(page)
     messages = driver.find_element(By.CSS_SELECTOR, "ul.messagelist")

@@ -17,7 +17,7 @@ from django.contrib.auth.models import Group, User
 from django.urls import reverse
 from django_otp.oath import totp
 
-from tests.browser import BROWSER_MARKS, PASSWORD, screenshot
+from tests.browser import BROWSER_MARKS, PASSWORD, click_through, screenshot
 
 pytestmark = BROWSER_MARKS
 
@@ -42,18 +42,6 @@ def fill_login(driver: Any, base_url: str, password: str, code: str = "") -> Non
     driver.find_element(By.ID, "id_otp_token").send_keys(code)
 
 
-def submit(driver: Any, selector: str = "input[type=submit]") -> None:
-    """Click a submit button and wait until the next page has replaced this one: reading the URL,
-    or opening another page, right after the click would race the form's POST."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    page = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.CSS_SELECTOR, selector).click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
-
-
 def sign_out(driver: Any) -> None:
     from selenium.webdriver.common.by import By
 
@@ -66,27 +54,27 @@ def test_a_support_member_sets_up_two_factor_and_signs_in_with_a_code(live_serve
 
     driver = browser
     fill_login(driver, live_server.url, PASSWORD)
-    submit(driver)
+    click_through(driver, "input[type=submit]")
     assert driver.current_url.endswith(reverse("two_factor"))  # the group requires it
     assert driver.find_element(By.CSS_SELECTOR, ".two-factor-qr svg").is_displayed()
     screenshot(driver, "two_factor_setup")
 
     key = b32decode(driver.find_element(By.ID, "two-factor-key").text.replace(" ", ""))
     driver.find_element(By.ID, "id_code").send_keys(f"{totp(key):06d}")
-    submit(driver, "input[type=submit].default")
+    click_through(driver, "input[type=submit].default")
     assert "Two-factor sign-in is on" in driver.find_element(By.CSS_SELECTOR, ".messagelist").text
     assert driver.current_url.endswith(reverse("admin:index"))  # past the set-up page
 
     sign_out(driver)
     fill_login(driver, live_server.url, PASSWORD, f"{totp(key, drift=1):06d}")
     screenshot(driver, "two_factor_login")
-    submit(driver)
+    click_through(driver, "input[type=submit]")
     assert "HELPER" in driver.find_element(By.ID, "user-tools").text.upper()
     assert driver.current_url.endswith(reverse("admin:index"))
 
     sign_out(driver)
     for _ in range(3):
         fill_login(driver, live_server.url, PASSWORD, "000000")
-        submit(driver)
+        click_through(driver, "input[type=submit]")
     assert "Sign-in paused" in driver.find_element(By.TAG_NAME, "h1").text
     screenshot(driver, "two_factor_lockout")
