@@ -7,7 +7,13 @@ keep-alive clients for a fixed time per endpoint, and prints requests/s, p50 and
 - GET  /healthz                                   (the floor: one SELECT 1)
 - GET  /api/v1/users/{id}/bots/{bot}/next-action/  (serving an exercise)
 - POST /api/v1/exercises/{id}/validate/            (a known answer: stored verdict)
+- POST /api/v1/exercises/{id}/validate/            (`validate-first`: a learner's first answer
+                                                   to the exercise, never the same pair twice)
 - PUT  /api/v1/users/                              (an existing user)
+- PUT  /api/v1/users/                              (`put-new-users`: a new telegram id each time)
+
+Beside req/s it prints the SQL statements each kind sends per request, counted by Django on 40
+sample requests made in this process (the load generator) before the load.
 
 Then it grows the bank to 200,000 exercises and measures next-action again, to show that
 selection does not slow down with the bank.
@@ -51,7 +57,7 @@ TOPICS = [
     "culture", "dating", "wine", "digital_life", "public_services",
 ]  # fmt: skip
 LEVELS = ["A1", "A2", "A2", "A2", "B1", "B2"]
-KINDS = ["healthz", "next-action", "validate", "put-users"]
+KINDS = ["healthz", "next-action", "validate", "validate-first", "put-users", "put-new-users"]
 
 
 # --- seeding ----------------------------------------------------------------------------------
@@ -267,16 +273,43 @@ def request_plan() -> dict[str, Any]:
     from exercises.models import ExerciseAnswer
     from learning.models import TelegramUser
 
-    # The learners the load drives: not the background history of `--history-attempts`.
+    # The learners the load drives: not the background history of `--history-attempts`, nor
+    # the new learners `put-new-users` created (telegram ids "n...", a profile in one bot only).
     users = list(
-        TelegramUser.objects.exclude(telegram_id__startswith="h").values_list("id", "telegram_id")
+        TelegramUser.objects.exclude(telegram_id__startswith="h")
+        .exclude(telegram_id__startswith="n")
+        .values_list("id", "telegram_id")
     )
     known = list(
         ExerciseAnswer.objects.filter(is_reference=True)
         .values_list("exercise_id", "exercise__exercise_type", "exercise__exercise_language",
                      "answer")[:5000]
     )  # fmt: skip
-    return {"users": users, "known": known}
+    # Fresh (learner, exercise) pairs with a stored verdict: no attempt of that learner on it.
+    from learning.models import ExerciseAttempt
+
+    answers = {exercise_id: (kind, answer) for exercise_id, kind, _, answer in known}
+    learners = [user_id for user_id, _ in users]
+    taken = set(
+        ExerciseAttempt.objects.filter(exercise_id__in=list(answers)).values_list(
+            "user_id", "exercise_id"
+        )
+    )
+    rng = random.Random(11)
+    fresh: list[tuple[int, int]] = []
+    while len(fresh) < 300_000:
+        pair = (rng.choice(learners), rng.choice(known)[0])
+        if pair not in taken:
+            taken.add(pair)
+            fresh.append(pair)
+    return {
+        "users": users,
+        "known": known,
+        "answers": answers,
+        "fresh": iter(fresh),
+        "new_ids": iter(range(10**9)),
+        "run": f"{os.getpid()}-{int(time.time())}",
+    }
 
 
 # --- load -------------------------------------------------------------------------------------
@@ -303,6 +336,16 @@ def make_request(kind: str, plan: dict[str, Any]) -> tuple[str, str, bytes | Non
         exercise_id, exercise_type, _, answer = random.choice(plan["known"])
         body = {"user_id": user_id, "answer": {"exercise_type": exercise_type, **answer}}
         return "POST", f"/api/v1/exercises/{exercise_id}/validate/", json.dumps(body).encode()
+    if kind == "validate-first":
+        user_id, exercise_id = next(plan["fresh"])
+        exercise_type, answer = plan["answers"][exercise_id]
+        body = {"user_id": user_id, "answer": {"exercise_type": exercise_type, **answer}}
+        return "POST", f"/api/v1/exercises/{exercise_id}/validate/", json.dumps(body).encode()
+    if kind == "put-new-users":
+        telegram_id = f"n{plan['run']}-{next(plan['new_ids'])}"
+        body = {"telegram_id": telegram_id, "username": "n", "name": "n", "user_language": "en",
+                "target_language": "Bulgarian"}  # fmt: skip
+        return "PUT", "/api/v1/users/", json.dumps(body).encode()
     user_id, telegram_id = random.choice(plan["users"])
     body = {"telegram_id": telegram_id, "username": "b", "name": "b", "user_language": "en",
             "target_language": "Bulgarian"}  # fmt: skip
@@ -433,6 +476,27 @@ def vacuum() -> None:
         cursor.execute("VACUUM (ANALYZE)")
 
 
+def statements_per_request(plan: dict[str, Any], kinds: list[str], samples: int = 40) -> None:
+    """The SQL statements each kind sends, counted by Django over `samples` requests made here
+    (the same views, settings and database as the server's; no HTTP)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {TOKEN}", HTTP_HOST="127.0.0.1")
+    counts = []
+    for kind in kinds:
+        for _ in range(3):  # warm: prepared statements, caches
+            method, path, body = make_request(kind, plan)
+            client.generic(method, path, body or b"", content_type="application/json")
+        with CaptureQueriesContext(connection) as queries:
+            for _ in range(samples):
+                method, path, body = make_request(kind, plan)
+                client.generic(method, path, body or b"", content_type="application/json")
+        counts.append(f"{kind} {len(queries) / samples:.2f}")
+    print("statements per request: " + ", ".join(counts), flush=True)
+
+
 def measure(args: argparse.Namespace, plan: dict[str, Any], workers: int, kinds: list[str],
             suffix: str = "") -> dict[str, float]:  # fmt: skip
     vacuum()
@@ -497,6 +561,7 @@ def main() -> None:
     plan = request_plan()
     print(f"\n{args.clients} clients, {args.seconds:.0f} s per endpoint\n", flush=True)
     kinds = ["healthz", *[kind for kind in args.only if kind != "healthz"]]
+    statements_per_request(plan, kinds)
     for workers in args.workers:
         measure(args, plan, workers, kinds)
     if args.reuse or args.skip_large_bank:

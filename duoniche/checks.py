@@ -10,6 +10,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError
+from django.middleware.csrf import CsrfViewMiddleware
+from django.utils.module_loading import import_string
 
 from duoniche import dictionaries
 from duoniche.languages import LanguageConfigError, bot_ids, languages, load_languages
@@ -84,6 +86,19 @@ def check_runtime_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
 
 #: What `make run` creates (`ensure_admin` in debug): fine on a laptop, not in production.
 DEVELOPMENT_LOGIN = ("admin", "admin")
+
+
+@register(Tags.security, deploy=True)
+def check_csrf_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Django's security.W003, which we silence, by class: the admin-only wrapper counts."""
+    if any(issubclass(import_string(path), CsrfViewMiddleware) for path in settings.MIDDLEWARE):
+        return []
+    return [
+        Warning(
+            "No CSRF middleware in MIDDLEWARE: the admin's forms are not protected.",
+            id="duoniche.W010",
+        )
+    ]
 
 
 @register(Tags.security, deploy=True)

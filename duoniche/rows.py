@@ -118,6 +118,37 @@ def insert_statement(instance: models.Model, *, flush_wait: bool = True) -> Stat
     )
 
 
+def insert_or_get_statement(
+    instance: models.Model, *, conflict: Sequence[str], computed: dict[str, str] | None = None
+) -> Statement:
+    """`INSERT` of `instance`, or the row that holds its `conflict` key already: `RETURNING` every
+    column (`select_list` order) of whichever row it is, then `inserted` (true for a new row).
+
+    The conflict arm is a no-op `DO UPDATE` (the first key column set to itself), not `DO
+    NOTHING`: that way PostgreSQL returns, and locks, the existing row even when another
+    transaction committed it after this statement's snapshot began, so two concurrent callers get
+    the same row; its values are left as they were. `computed` maps columns to SQL expressions
+    used instead of a parameter (a key from an earlier part of the same statement).
+    """
+    meta = instance._meta
+    computed = computed or {}
+    fields = [field for field in meta.concrete_fields if not isinstance(field, models.AutoField)]
+    values = tuple(
+        field.get_db_prep_save(field.pre_save(instance, add=True), connection)
+        for field in fields
+        if field.column not in computed
+    )
+    keys = [str(meta.get_field(name).column) for name in conflict]  # type: ignore[union-attr]
+    table = meta.db_table
+    return Statement(
+        f"INSERT INTO {table} ({', '.join(field.column for field in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(computed.get(field.column, '%s') for field in fields)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {keys[0]} = EXCLUDED.{keys[0]} "
+        f"RETURNING {select_list(type(instance), table)}, (xmax = 0) AS inserted",
+        values,
+    )
+
+
 def run_with(statement: Statement, *alongside: Statement) -> Any:
     """Run `statement` with the data-modifying `alongside` statements as CTEs of one statement.
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 from duoniche import metrics
 from duoniche.enums import LevelChangeSource, ProfileStatus
 from duoniche.language_tags import normalise_language_code
-from duoniche.rows import Statement, update_row
+from duoniche.rows import Statement, insert_or_get_statement, update_row
 from learning.errors import profile_id_not_found, profile_not_found, user_not_found
 from learning.models import BotProfile, LevelChange, TelegramUser, WeeklyReport
 
@@ -55,6 +55,18 @@ def _profile_defaults(user_language: str) -> dict[str, Any]:
         "language_level": settings.DEFAULT_LANGUAGE_LEVEL,
         "status": ProfileStatus.ACTIVE,
     }
+
+
+def profile_insert_or_get(
+    *, bot_id: str, user_language: str, user: TelegramUser | None = None, user_key: str = ""
+) -> Statement:
+    """The statement that creates the profile of `user` in `bot_id`, or returns the one it has
+    (`insert_or_get_statement`). `user_key`: an SQL expression of the user's key instead, for a
+    user created in the same statement (`learning.users.user_ensure`)."""
+    profile = BotProfile(user=user, bot_id=bot_id, **_profile_defaults(user_language))
+    return insert_or_get_statement(
+        profile, conflict=("user", "bot_id"), computed={"user_id": user_key} if user_key else None
+    )
 
 
 def profile_get_or_create(*, user: TelegramUser, bot_id: str, user_language: str) -> BotProfile:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 
 from duoniche import metrics
 from duoniche.enums import UserStatus
 from duoniche.languages import get_language
+from duoniche.rows import Statement, insert_or_get_statement, instance_from_row, select_list
 from learning.errors import invalid_bot, profile_not_found, user_not_found
 from learning.models import BotProfile, TelegramUser
-from learning.profiles import metric_labels, profile_get_or_create, profile_set_user_language
+from learning.profiles import metric_labels, profile_insert_or_get, profile_set_user_language
 from learning.selectors import user_with_profile
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,10 @@ def user_ensure(
 ) -> tuple[TelegramUser, BotProfile]:
     """Get or create the user and its profile for `bot_id`; an existing one is never modified.
 
-    The usual call finds both with one read and no transaction; creation is race-safe.
+    The usual call finds both with one read. Otherwise one more statement inserts what is missing
+    or returns what a concurrent call just created (`insert_or_get_statement`): two round trips
+    for a new learner, atomic without a transaction, and 20 simultaneous first calls give one
+    user and one profile.
     """
     if get_language(bot_id) is None:
         raise invalid_bot(bot_id, code="invalid_target_language", status=400)
@@ -58,26 +62,48 @@ def user_ensure(
     )
     if found_user is not None and found_profile is not None:
         return found_user, found_profile
-    created = False
-    with transaction.atomic():
-        user = TelegramUser.objects.filter(telegram_id=telegram_id).first()
-        if user is None:
-            try:
-                with transaction.atomic():
-                    user = TelegramUser.objects.create(
-                        telegram_id=telegram_id,
-                        username=username,
-                        name=name,
-                        telegram_data=telegram_data,
-                        status=UserStatus.FREE,
-                    )
-                    created = True
-            except IntegrityError:
-                user = TelegramUser.objects.get(telegram_id=telegram_id)
-        profile = profile_get_or_create(user=user, bot_id=bot_id, user_language=user_language)
-    if created:
+    if found_user is not None:
+        return found_user, _profile_from(
+            profile_insert_or_get(bot_id=bot_id, user_language=user_language, user=found_user),
+            found_user,
+        )
+    user_part = insert_or_get_statement(
+        TelegramUser(
+            telegram_id=telegram_id,
+            username=username,
+            name=name,
+            telegram_data=telegram_data,
+            status=UserStatus.FREE,
+        ),
+        conflict=("telegram_id",),
+    )
+    profile_part = profile_insert_or_get(
+        bot_id=bot_id, user_language=user_language, user_key="(SELECT id FROM new_user)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH new_user AS ({user_part.sql}), new_profile AS ({profile_part.sql}) "  # noqa: S608
+            f"SELECT {select_list(TelegramUser, 'new_user')}, new_user.inserted, "
+            f"{select_list(BotProfile, 'new_profile')} FROM new_user, new_profile",
+            [*user_part.params, *profile_part.params],
+        )
+        row = cursor.fetchone()
+    user_fields = len(TelegramUser._meta.concrete_fields)
+    user = instance_from_row(TelegramUser, row[:user_fields])
+    profile = instance_from_row(BotProfile, row[user_fields + 1 :])
+    profile.user = user
+    if row[user_fields]:  # this call created the user
         metrics.new_users.labels(**metric_labels(user, profile)).inc()
     return user, profile
+
+
+def _profile_from(statement: Statement, user: TelegramUser) -> BotProfile:
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, statement.params)
+        row = cursor.fetchone()
+    profile = instance_from_row(BotProfile, row[:-1])  # the last column is `inserted`
+    profile.user = user
+    return profile
 
 
 def user_update(

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 
 from duoniche.job_runs import job_run
@@ -479,7 +480,7 @@ def test_a_black_holed_broker_answers_latest_detailed_fast_and_the_report_waits(
 
 
 @contextmanager
-def gunicorn_against(database_url: str) -> Iterator[str]:
+def gunicorn_against(database_url: str, **extra: str) -> Iterator[str]:
     """A real gunicorn (one sync worker, production settings) whose database is `database_url`."""
     port = free_port()
     env = {
@@ -488,6 +489,7 @@ def gunicorn_against(database_url: str) -> Iterator[str]:
         "TEST_DATABASE_URL": database_url,  # settings_test makes it DATABASE_URL
         "DATABASE_CONN_MAX_AGE": "0",
         "SENTRY_DSN": "",
+        **extra,
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.pop("prometheus_multiproc_dir", None)
@@ -554,3 +556,25 @@ def test_a_black_holed_database_gives_json_503_fast_from_a_real_server():
         assert content_type.startswith("application/json")
         assert json.loads(body)["code"] == "service_unavailable"
         assert seconds < 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_dropped_fails_one_request_then_is_replaced():
+    # No health check before each request (DATABASE_CONN_HEALTH_CHECKS=false): the dead
+    # connection is found by the query that fails, answered as JSON, and closed.
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    with gunicorn_against(url, DATABASE_CONN_MAX_AGE="600") as base:
+        assert timed_get(f"{base}/healthz")[0] == 200  # the worker now holds a connection
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+        failed = timed_get(f"{base}/healthz")
+        recovered = [timed_get(f"{base}/healthz")[0] for _ in range(3)]
+
+    assert failed[0] == 503
+    assert json.loads(failed[2])["code"] == "service_unavailable"
+    assert recovered == [200, 200, 200]

@@ -57,6 +57,32 @@ def test_concurrent_first_puts_create_one_user_and_one_profile():
     assert BotProfile.objects.count() == 1
 
 
+def test_concurrent_puts_of_a_known_user_for_a_new_bot_create_one_profile():
+    body = {
+        "telegram_id": "778",
+        "username": "u",
+        "name": "n",
+        "user_language": "en",
+        "target_language": "Bulgarian",
+    }
+    Client().put("/api/v1/users/", body, content_type="application/json", **AUTH)
+
+    responses = in_parallel(
+        20,
+        lambda c: c.put(
+            "/api/v1/users/",
+            {**body, "target_language": "Serbian", "username": "other"},
+            content_type="application/json",
+            **AUTH,
+        ),
+    )
+
+    assert [r.status_code for r in responses] == [200] * 20
+    assert {r.json()["username"] for r in responses} == {"u"}  # the user is never modified
+    assert TelegramUser.objects.count() == 1
+    assert sorted(BotProfile.objects.values_list("bot_id", flat=True)) == ["Bulgarian", "Serbian"]
+
+
 def test_concurrent_first_next_actions_create_one_profile():
     for _ in range(30):
         ExerciseFactory()

@@ -26,8 +26,9 @@ def ensure_body(**overrides):
     }
 
 
-def test_ensure_creates_the_user_and_profile(client, django_assert_max_num_queries):
-    response = put(client, "/api/v1/users/", ensure_body(telegram_id=555))
+def test_ensure_creates_the_user_and_profile(client, django_assert_num_queries):
+    with django_assert_num_queries(2):  # the read, then one insert-or-get of both rows
+        response = put(client, "/api/v1/users/", ensure_body(telegram_id=555))
 
     assert response.status_code == 200
     body = response.json()
@@ -61,10 +62,11 @@ def test_ensure_never_modifies_an_existing_user_or_profile(client, django_assert
     assert TelegramUser.objects.count() == 1
 
 
-def test_ensure_adds_a_profile_for_another_bot(client):
+def test_ensure_adds_a_profile_for_another_bot(client, django_assert_num_queries):
     put(client, "/api/v1/users/", ensure_body())
 
-    response = put(client, "/api/v1/users/", ensure_body(target_language="Serbian"))
+    with django_assert_num_queries(2):  # the read, then the profile's insert-or-get
+        response = put(client, "/api/v1/users/", ensure_body(target_language="Serbian"))
 
     assert response.status_code == 200
     assert sorted(BotProfile.objects.values_list("bot_id", flat=True)) == ["Bulgarian", "Serbian"]
