@@ -4,7 +4,9 @@ It seeds a dedicated database (1,000 users with profiles, 20,000 published exerc
 languages, 200,000 attempts), starts gunicorn with N workers, drives it with a fixed number of
 keep-alive clients for a fixed time per endpoint, and prints requests/s, p50 and p99 for:
 
-- GET  /healthz                                   (the floor: one SELECT 1)
+- GET  /api/v1/                                   (`no-db`: the API index, no database; the
+                                                   floor that no database change can move)
+- GET  /healthz                                   (one SELECT 1)
 - GET  /api/v1/users/{id}/bots/{bot}/next-action/  (serving an exercise)
 - POST /api/v1/exercises/{id}/validate/            (a known answer: stored verdict)
 - POST /api/v1/exercises/{id}/validate/            (`validate-first`: a learner's first answer
@@ -57,7 +59,15 @@ TOPICS = [
     "culture", "dating", "wine", "digital_life", "public_services",
 ]  # fmt: skip
 LEVELS = ["A1", "A2", "A2", "A2", "B1", "B2"]
-KINDS = ["healthz", "next-action", "validate", "validate-first", "put-users", "put-new-users"]
+KINDS = [
+    "no-db",
+    "healthz",
+    "next-action",
+    "validate",
+    "validate-first",
+    "put-users",
+    "put-new-users",
+]
 
 
 # --- seeding ----------------------------------------------------------------------------------
@@ -325,6 +335,8 @@ class Phase:
 
 
 def make_request(kind: str, plan: dict[str, Any]) -> tuple[str, str, bytes | None]:
+    if kind == "no-db":
+        return "GET", "/api/v1/", None
     if kind == "healthz":
         return "GET", "/healthz", None
     if kind == "next-action":
@@ -400,14 +412,14 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)] if ordered else 0.0
 
 
-def report(phase: Phase, floor: float | None, label: str) -> float:
+def report(phase: Phase, floors: dict[str, float], label: str) -> float:
     rate = len(phase.latencies) / phase.elapsed if phase.elapsed else 0.0
-    ratio = f"{rate / floor:6.0%}" if floor else "     -"
+    ratios = "  ".join(f"vs {name} {rate / floor:5.0%}" for name, floor in floors.items())
     p50 = statistics.median(phase.latencies) * 1000 if phase.latencies else 0.0
     p99 = percentile(phase.latencies, 0.99) * 1000
     print(
         f"{label:<34} {rate:8.1f} req/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
-        f"vs healthz {ratio}  non-200: {phase.errors} {phase.statuses}",
+        f"{ratios}  non-200: {phase.errors} {phase.statuses}",
         flush=True,
     )
     return rate
@@ -503,14 +515,14 @@ def measure(args: argparse.Namespace, plan: dict[str, Any], workers: int, kinds:
     process = start_server(args, workers)
     rates: dict[str, float] = {}
     try:
-        floor = None
+        floors: dict[str, float] = {}
         for kind in kinds:
             asyncio.run(drive(args.port, kind, plan, args.clients, 1.0))  # warm-up
             phase = asyncio.run(drive(args.port, kind, plan, args.clients, args.seconds))
             label = f"{kind}{suffix} ({workers} worker{'s' if workers > 1 else ''})"
-            rates[kind] = report(phase, floor, label)
-            if kind == "healthz":
-                floor = rates[kind]
+            rates[kind] = report(phase, floors, label)
+            if kind in ("no-db", "healthz"):
+                floors[kind] = rates[kind]
     finally:
         stop_server(process)
     return rates
@@ -560,7 +572,8 @@ def main() -> None:
         seed(args)
     plan = request_plan()
     print(f"\n{args.clients} clients, {args.seconds:.0f} s per endpoint\n", flush=True)
-    kinds = ["healthz", *[kind for kind in args.only if kind != "healthz"]]
+    floors = ["no-db", "healthz"]
+    kinds = [*floors, *[kind for kind in args.only if kind not in floors]]
     statements_per_request(plan, kinds)
     for workers in args.workers:
         measure(args, plan, workers, kinds)
@@ -568,7 +581,13 @@ def main() -> None:
         return
     grow_bank(args)
     for workers in args.workers:
-        measure(args, plan, workers, ["next-action"], suffix=f" @{args.exercises_large}")
+        measure(
+            args,
+            plan,
+            workers,
+            ["no-db", "healthz", "next-action"],
+            suffix=f" @{args.exercises_large}",
+        )
 
 
 if __name__ == "__main__":

@@ -182,6 +182,11 @@ def database_config(url: str) -> dict[str, Any]:
         prepare_threshold=5 if prepared else None,
         connect_timeout=env.int("DATABASE_CONNECT_TIMEOUT", default=2),
     )
+    # A limit on every statement of the process's connections, set once at connect (no SET per
+    # request). Off by default: migrations and jobs share these settings; set it on web replicas.
+    statement_timeout = env.float("DATABASE_STATEMENT_TIMEOUT", default=0.0)
+    if statement_timeout > 0:
+        config["OPTIONS"]["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
     return config
 
 

@@ -247,6 +247,26 @@ def test_postgresql_binds_on_the_server_and_prepares_repeated_statements(env, ex
 
 
 @pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "0 done"), ({"DATABASE_STATEMENT_TIMEOUT": "0.2"}, "200ms OperationalError")],
+)
+def test_a_statement_timeout_is_set_at_connect_when_asked_for(env, expected):
+    script = (
+        "from django.db import connection, OperationalError\n"
+        "c = connection.cursor(); c.execute('SHOW statement_timeout'); shown = c.fetchone()[0]\n"
+        "try:\n    c.execute('SELECT pg_sleep(0.5)'); outcome = 'done'\n"
+        "except OperationalError: outcome = 'OperationalError'\n"
+        "print(shown, outcome)"
+    )
+
+    result = manage("shell", "-v", "0", "-c", script, DJANGO_DEBUG="true",
+                    DATABASE_URL=DEVELOPMENT_DATABASE, **env)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+@pytest.mark.parametrize(
     ("value", "seconds"), [("PT3H", 10800), ("10800", 10800), ("P1D", 86400), ("90.5", 90.5)]
 )
 def test_durations_accept_iso_8601_or_seconds(value, seconds):
