@@ -26,6 +26,10 @@ def is_machine_path(request: HttpRequest) -> bool:
 
 class _AdminOnly:
     wrapped = ""
+    # Sync only, whatever the wrapped class says: under ASGI, Django then adapts the handler it
+    # passes in, and the wrapped instance is built on that same sync handler.
+    sync_capable = True
+    async_capable = False
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response

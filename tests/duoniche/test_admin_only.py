@@ -68,3 +68,20 @@ def test_the_deploy_check_finds_a_missing_csrf_middleware(settings):
     call_command("check", "--deploy", stdout=out, stderr=out)
 
     assert "duoniche.W010" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_wrappers_work_under_asgi_too():
+    import asyncio
+
+    from django.test import AsyncClient
+
+    client = AsyncClient()
+
+    health = asyncio.run(client.get("/healthz"))
+    login = asyncio.run(client.get("/admin/login/"))
+
+    assert health.status_code == 200
+    assert not health.cookies
+    assert login.status_code == 200
+    assert "csrftoken" in login.cookies
