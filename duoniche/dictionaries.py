@@ -41,19 +41,25 @@ def _dictionary_files(name: str) -> tuple[Path, Path] | None:
     return None
 
 
-@functools.cache
-def _speller(name: str, folders: tuple[str, ...]) -> Speller | None:
-    binding = _binding()
-    files = _dictionary_files(name)
-    if binding is None or files is None:
-        return None
-    dic, aff = files
-    return binding.HunSpell(str(dic), str(aff))
+_LOADED: dict[tuple[str, tuple[str, ...]], Speller | None] = {}
+#: Held while a dictionary loads: the generation's threads ask for the same dictionaries at once,
+#: and each would otherwise load its own copy (a tenth of a second of CPU each).
+_LOADING = threading.Lock()
 
 
 def speller(name: str) -> Speller | None:
     """The loaded dictionary `name` (once per process), or None when it cannot be loaded."""
-    return _speller(name, tuple(settings.HUNSPELL_DIRS))
+    key = (name, tuple(settings.HUNSPELL_DIRS))
+    if key in _LOADED:
+        return _LOADED[key]
+    with _LOADING:
+        if key not in _LOADED:
+            binding = _binding()
+            files = _dictionary_files(name)
+            _LOADED[key] = (
+                None if binding is None or files is None else binding.HunSpell(*map(str, files))
+            )
+    return _LOADED[key]
 
 
 def missing_parts(language: Language) -> list[str]:

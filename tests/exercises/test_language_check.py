@@ -461,3 +461,15 @@ def test_threads_checking_at_once_get_the_answers_one_thread_gets():
     assert parallel == serial
     assert serial[0] == [("foreign_word", "Хорошо", "ru"), ("foreign_word", "сегодня", "ru")]
     assert serial[-5][-1] == ("unknown_word", "mleok", "")
+
+
+def test_threads_asking_for_a_dictionary_at_once_load_it_once(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(dictionaries, "_LOADED", {})  # as in a fresh worker process
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        loaded = list(pool.map(lambda _: dictionaries.speller("bg_BG"), range(8)))
+
+    assert loaded[0] is not None
+    assert all(one is loaded[0] for one in loaded)
