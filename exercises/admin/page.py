@@ -110,18 +110,14 @@ def highlighted(text: str, findings: list[Finding]) -> SafeString:
 
 def language_view(exercise: Exercise) -> dict[str, Any]:
     """The language check of the exercise as stored: flagged texts with their words marked."""
-    language = get_language(exercise.exercise_language)
-    missing = missing_parts(language) if language is not None else ["unknown language"]
-    findings = (
-        lint_exercise(
-            exercise_type=exercise.exercise_type,
-            exercise_language=exercise.exercise_language,
-            data=exercise.data,
-        )
-        if not missing
-        else None
+    findings = lint_exercise(
+        exercise_type=exercise.exercise_type,
+        exercise_language=exercise.exercise_language,
+        data=exercise.data,
     )
-    if findings is None:
+    if findings is None:  # disabled: say what it lacks
+        language = get_language(exercise.exercise_language)
+        missing = missing_parts(language) if language is not None else ["unknown language"]
         return {"disabled": ", ".join(missing) or "disabled", "texts": []}
     texts = []
     for field, text in exercise_texts(exercise.exercise_type, exercise.data):
@@ -135,7 +131,7 @@ def language_view(exercise: Exercise) -> dict[str, Any]:
                     "shown": [{"word": f.word, "title": _finding_title(f)} for f in shown],
                 }
             )
-    return {"disabled": "", "texts": texts, "count": len(findings)}
+    return {"disabled": "", "texts": texts}
 
 
 def percent(rate: float | None) -> str:

@@ -473,3 +473,13 @@ def test_threads_asking_for_a_dictionary_at_once_load_it_once(monkeypatch):
 
     assert loaded[0] is not None
     assert all(one is loaded[0] for one in loaded)
+
+
+@pytest.mark.django_db
+def test_the_moderators_page_says_when_the_check_cannot_run(admin_client, settings, tmp_path):
+    settings.HUNSPELL_DIRS = [str(tmp_path)]
+    exercise = ExerciseFactory()
+
+    page = admin_client.get(reverse("admin:exercises_exercise_change", args=[exercise.pk]))
+
+    assert "Not checked: bg_BG.dic, ru_RU.dic." in page.content.decode()
