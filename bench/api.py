@@ -1,8 +1,9 @@
 """Benchmark of the bot API against a real stack: gunicorn, PostgreSQL and Redis on this machine.
 
 It seeds a dedicated database (1,000 users with profiles, 20,000 published exercises in both
-languages, 200,000 attempts), starts gunicorn with N workers, drives it with a fixed number of
-keep-alive clients for a fixed time per endpoint, and prints requests/s, p50 and p99 for:
+languages, 200,000 attempts), starts gunicorn with N workers, loads it with wrk (2 threads, a
+fixed number of keep-alive connections, a fixed time per endpoint, `--rounds` rounds) and prints
+the median requests/s with the rounds' range, p50 and p99 for:
 
 - GET  /api/v1/                                   (`no-db`: the API index, no database; the
                                                    floor that no database change can move)
@@ -15,7 +16,15 @@ keep-alive clients for a fixed time per endpoint, and prints requests/s, p50 and
 - PUT  /api/v1/users/                              (`put-new-users`: a new telegram id each time)
 
 Beside req/s it prints the SQL statements each kind sends per request, counted by Django on 40
-sample requests made in this process (the load generator) before the load.
+sample requests made in this process before the load (BEGIN and COMMIT included: Django logs
+them too).
+
+With `--compare DIR`, a second checkout (a `git worktree` of an earlier commit, same schema) is
+served beside this one on the next port, and every endpoint is loaded on both in turn, round by
+round, so that a before/after comparison sees the same machine state:
+
+    git worktree add /tmp/before <commit>
+    .venv/bin/python bench/api.py --reuse --skip-large-bank --compare /tmp/before
 
 Then it grows the bank to 200,000 exercises and measures next-action again, to show that
 selection does not slow down with the bank.
@@ -35,7 +44,6 @@ Only loopback addresses are used. Requests per phase are bounded by time.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
@@ -43,8 +51,10 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -306,17 +316,19 @@ def request_plan() -> dict[str, Any]:
         )
     )
     rng = random.Random(11)
-    fresh: list[tuple[int, int]] = []
-    while len(fresh) < 300_000:
-        pair = (rng.choice(learners), rng.choice(known)[0])
-        if pair not in taken:
-            taken.add(pair)
-            fresh.append(pair)
+
+    def fresh() -> Iterator[tuple[int, int]]:
+        while True:
+            pair = (rng.choice(learners), rng.choice(known)[0])
+            if pair not in taken:
+                taken.add(pair)
+                yield pair
+
     return {
         "users": users,
         "known": known,
         "answers": answers,
-        "fresh": iter(fresh),
+        "fresh": fresh(),
         "new_ids": iter(range(10**9)),
         "run": f"{os.getpid()}-{int(time.time())}",
     }
@@ -324,14 +336,55 @@ def request_plan() -> dict[str, Any]:
 
 # --- load -------------------------------------------------------------------------------------
 
+#: wrk's connections and threads: the issue's side-by-side set-up (2 threads x 32 connections).
+WRK_THREADS = 2
+#: Requests written into a phase's script: kinds that must never repeat a request (a first answer,
+#: a new learner) get this many per second of the phase (more than any of them serves here); the
+#: others cycle through a fixed list.
+UNIQUE_REQUESTS_PER_SECOND = 3_000
+CYCLED_REQUESTS = 5_000
+UNIQUE_KINDS = ("validate-first", "put-new-users")
+
+WRK_SCRIPT = """
+local requests = {
+%(requests)s
+}
+local counter = 0
+function setup(thread)
+  thread:set("offset", counter)
+  counter = counter + 1
+end
+function init(args)
+  offset = offset or 0
+  sent = 0
+  headers = {["Authorization"] = "Bearer %(token)s", ["Content-Type"] = "application/json",
+             ["Host"] = "127.0.0.1"}
+end
+function request()
+  local entry = requests[(offset + sent * %(threads)d) %% #requests + 1]
+  sent = sent + 1
+  return wrk.format(entry[1], entry[2], headers, entry[3])
+end
+function done(summary, latency, requests_)
+  local errors = summary.errors
+  io.write(string.format(
+    '{"requests": %%d, "seconds": %%f, "p50": %%f, "p99": %%f, "status": %%d, '
+      .. '"socket": %%d, "available": %%d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3,
+    latency:percentile(99) / 1e3, errors.status,
+    errors.connect + errors.read + errors.write + errors.timeout, #requests))
+end
+"""
+
 
 @dataclass
 class Phase:
     name: str
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
-    elapsed: float = 0.0
+    rate: float
+    p50: float  # ms
+    p99: float  # ms
+    non_2xx: int
+    socket_errors: int
 
 
 def make_request(kind: str, plan: dict[str, Any]) -> tuple[str, str, bytes | None]:
@@ -364,65 +417,55 @@ def make_request(kind: str, plan: dict[str, Any]) -> tuple[str, str, bytes | Non
     return "PUT", "/api/v1/users/", json.dumps(body).encode()
 
 
-async def client(port: int, kind: str, plan: dict[str, Any], phase: Phase, stop: float) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.monotonic() < stop:
-            method, path, body = make_request(kind, plan)
-            head = (
-                f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body or b'')}\r\n\r\n"
-            )
-            started = time.perf_counter()
-            writer.write(head.encode() + (body or b""))
-            await writer.drain()
-            status_line = await reader.readline()
-            length, close = 0, False
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode().partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-                if name.lower() == "connection" and "close" in value.lower():
-                    close = True
-            await reader.readexactly(length)
-            phase.latencies.append(time.perf_counter() - started)
-            status = int(status_line.split()[1]) if status_line else 0
-            phase.statuses[status] = phase.statuses.get(status, 0) + 1
-            if status != 200:
-                phase.errors += 1
-            if close:
-                writer.close()
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    finally:
-        writer.close()
+def lua_string(text: str) -> str:
+    """`text` as a Lua long string (our paths and JSON bodies never hold its closing bracket)."""
+    assert "]==]" not in text
+    return f"[==[{text}]==]"
 
 
-async def drive(port: int, kind: str, plan: dict[str, Any], clients: int, seconds: float) -> Phase:
-    phase = Phase(kind)
-    started = time.monotonic()
-    stop = started + seconds
-    await asyncio.gather(*(client(port, kind, plan, phase, stop) for _ in range(clients)))
-    phase.elapsed = time.monotonic() - started
-    return phase
+def wrk_script(kind: str, plan: dict[str, Any], folder: Path, seconds: float) -> Path:
+    count = CYCLED_REQUESTS
+    if kind in UNIQUE_KINDS:
+        count = int(seconds * UNIQUE_REQUESTS_PER_SECOND)
+    entries = []
+    for _ in range(count):
+        method, path, body = make_request(kind, plan)
+        text = (body or b"").decode()
+        entries.append(f"{{{lua_string(method)}, {lua_string(path)}, {lua_string(text)}}},")
+    script = folder / f"{kind}.lua"
+    script.write_text(
+        WRK_SCRIPT % {"requests": "\n".join(entries), "token": TOKEN, "threads": WRK_THREADS},
+        encoding="utf-8",
+    )
+    return script
+
+
+def drive(port: int, kind: str, plan: dict[str, Any], clients: int, seconds: float) -> Phase:
+    """One phase of `kind` under wrk: `clients` keep-alive connections for `seconds`."""
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as folder:
+        script = wrk_script(kind, plan, Path(folder), seconds)
+        completed = subprocess.run(
+            ["wrk", "-t", str(WRK_THREADS), "-c", str(clients), "-d", f"{seconds:g}s",
+             "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    summary = json.loads(completed.stdout.strip().splitlines()[-1])
+    if kind in UNIQUE_KINDS and summary["requests"] > summary["available"]:
+        print(f"  warning: {kind} sent {summary['requests']} requests from "
+              f"{summary['available']} prepared ones; some repeated", flush=True)  # fmt: skip
+    return Phase(
+        kind,
+        rate=summary["requests"] / summary["seconds"],
+        p50=summary["p50"],
+        p99=summary["p99"],
+        non_2xx=summary["status"],
+        socket_errors=summary["socket"],
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)] if ordered else 0.0
-
-
-def report(phase: Phase, floors: dict[str, float], label: str) -> float:
-    rate = len(phase.latencies) / phase.elapsed if phase.elapsed else 0.0
-    ratios = "  ".join(f"vs {name} {rate / floor:5.0%}" for name, floor in floors.items())
-    p50 = statistics.median(phase.latencies) * 1000 if phase.latencies else 0.0
-    p99 = percentile(phase.latencies, 0.99) * 1000
-    print(
-        f"{label:<34} {rate:8.1f} req/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
-        f"{ratios}  non-200: {phase.errors} {phase.statuses}",
-        flush=True,
-    )
-    return rate
 
 
 # --- server -----------------------------------------------------------------------------------
@@ -436,17 +479,21 @@ def start_server(
     probe: str = "/healthz",
     any_status: bool = False,
     output: Any = None,
+    root: Path = ROOT,
+    port: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """gunicorn on 127.0.0.1:`args.port`, returned once `probe` answers 200 (any HTTP status with
-    `any_status`, for a server whose database is meant to be unreachable)."""
+    """gunicorn on 127.0.0.1:`port` (default `args.port`) serving the checkout at `root`, returned
+    once `probe` answers 200 (any HTTP status with `any_status`, for a server whose database is
+    meant to be unreachable)."""
     import urllib.error
     import urllib.request
 
+    port = port or args.port
     gunicorn = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(
-        [str(gunicorn), "duoniche.wsgi:application", "--bind", f"127.0.0.1:{args.port}",
+        [str(gunicorn), "duoniche.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--log-level", "warning"],
-        cwd=ROOT,
+        cwd=root,
         env=env or server_env(args),
         stdout=output,
         stderr=output,
@@ -454,7 +501,7 @@ def start_server(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{args.port}{probe}", timeout=2):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=2):
                 return process
         except urllib.error.HTTPError:
             if any_status:
@@ -509,23 +556,50 @@ def statements_per_request(plan: dict[str, Any], kinds: list[str], samples: int 
     print("statements per request: " + ", ".join(counts), flush=True)
 
 
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):7.1f} [{min(values):.0f}-{max(values):.0f}]"
+
+
 def measure(args: argparse.Namespace, plan: dict[str, Any], workers: int, kinds: list[str],
-            suffix: str = "") -> dict[str, float]:  # fmt: skip
+            suffix: str = "") -> None:  # fmt: skip
+    """`args.rounds` rounds of every kind; with `--compare`, the other checkout's server takes each
+    kind right after this one's, so both see the same machine state. Prints medians and spreads."""
     vacuum()
-    process = start_server(args, workers)
-    rates: dict[str, float] = {}
+    servers = {"this": (start_server(args, workers), args.port)}
     try:
-        floors: dict[str, float] = {}
-        for kind in kinds:
-            asyncio.run(drive(args.port, kind, plan, args.clients, 1.0))  # warm-up
-            phase = asyncio.run(drive(args.port, kind, plan, args.clients, args.seconds))
-            label = f"{kind}{suffix} ({workers} worker{'s' if workers > 1 else ''})"
-            rates[kind] = report(phase, floors, label)
-            if kind in ("no-db", "healthz"):
-                floors[kind] = rates[kind]
+        if args.compare:
+            other = start_server(args, workers, root=args.compare, port=args.port + 1)
+            servers["compared"] = (other, args.port + 1)
+        phases: dict[tuple[str, str], list[Phase]] = {}
+        for _ in range(args.rounds):
+            for kind in kinds:
+                for name, (_, port) in servers.items():
+                    drive(port, kind, plan, args.clients, 1.0)  # warm-up
+                    phase = drive(port, kind, plan, args.clients, args.seconds)
+                    phases.setdefault((name, kind), []).append(phase)
     finally:
-        stop_server(process)
-    return rates
+        for process, _ in servers.values():
+            stop_server(process)
+    plural = "s" if workers > 1 else ""
+    for kind in kinds:
+        for name in servers:
+            runs = phases[(name, kind)]
+            rates = [phase.rate for phase in runs]
+            floor = statistics.median(phase.rate for phase in phases[(name, "no-db")])
+            label = f"{kind}{suffix} ({workers} worker{plural})"
+            if args.compare:
+                label += " compared" if name == "compared" else " this"
+            line = (
+                f"{label:<40} {spread(rates)} req/s  "
+                f"p50 {statistics.median(phase.p50 for phase in runs):6.1f} ms  "
+                f"p99 {spread([phase.p99 for phase in runs])} ms  "
+                f"vs no-db {statistics.median(rates) / floor:4.0%}"
+            )
+            if name == "this" and args.compare:
+                before = statistics.median(phase.rate for phase in phases[("compared", kind)])
+                line += f"  this/compared {statistics.median(rates) / before:5.2f}x"
+            failures = sum(phase.non_2xx + phase.socket_errors for phase in runs)
+            print(f"{line}  non-2xx or socket errors: {failures}", flush=True)
 
 
 def main() -> None:
@@ -538,6 +612,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every kind (medians)")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another checkout of the project (same schema) served beside this one, each kind "
+        "measured on both in turn, e.g. a `git worktree` of an earlier commit",
+    )
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--exercises", type=int, default=20_000)
     parser.add_argument("--exercises-large", type=int, default=200_000)

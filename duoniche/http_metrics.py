@@ -7,8 +7,8 @@ template per operator endpoint, `/admin/` for the whole admin and `none` for any
 `other`; `status` is the group (`2xx`, `4xx`, ...). The per-request cost is two dict lookups
 (the resolver's result, then the cached series) and five metric updates. The metrics are
 module-level, so in multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`) every process writes its own
-files and `/metrics` aggregates them. django-prometheus' own `django_http_*` metrics are kept
-alongside.
+files and `/metrics` aggregates them. django-prometheus' request middleware, which counted the
+same requests again as `django_http_*`, is not installed.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.conf import settings
@@ -11,9 +10,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from duoniche import metrics
 from duoniche.api.schema import BOT_ID, error_responses, id_parameter, text_parameter
-from duoniche.api.views import BotAPIView, drop_none
+from duoniche.api.views import BotAPIView, drop_none, legacy_endpoint_called
 from duoniche.durations import format_iso_duration
 from duoniche.languages import get_language
 from learning import schemas
@@ -28,8 +26,6 @@ from learning.profiles import (
 from learning.selectors import profile_for_telegram_id, telegram_user_require
 from learning.sessions import profile_next_action
 from learning.users import UNSET, user_ensure, user_update
-
-logger = logging.getLogger(__name__)
 
 #: A user id in the path: at least 1 (less answers 422), or any id where an unknown one is a 404.
 USER_ID = id_parameter("user_id")
@@ -283,6 +279,5 @@ class LegacyNextActionApi(BotAPIView):
     )
     def get(self, request: Request, user_id: str) -> Response:
         path, _, _ = self.validated(request, user_id=user_id)
-        logger.warning("deprecated endpoint next_action called; use bots/{bot_id}/next-action/")
-        metrics.legacy_endpoint_calls.labels(endpoint="next_action").inc()
+        legacy_endpoint_called("next_action", replacement="bots/{bot_id}/next-action/")
         return next_action_response(user_id=path.user_id, bot_id=settings.DEFAULT_TARGET_LANGUAGE)

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from duoniche import metrics
 from duoniche.api.schema import error_responses, id_parameter
-from duoniche.api.views import BotAPIView, drop_none
+from duoniche.api.views import BotAPIView, drop_none, legacy_endpoint_called
 from learning import validate_schemas as schemas
 from learning.validation import attempt_validate
-
-logger = logging.getLogger(__name__)
 
 EXERCISE_ID = id_parameter("exercise_id")
 VALIDATE_ERRORS = error_responses(
@@ -68,10 +63,7 @@ class LegacyExerciseValidateApi(BotAPIView):
     )
     def post(self, request: Request) -> Response:
         _, _, body = self.validated(request)
-        logger.warning(
-            "deprecated endpoint exercises/validate/ called; use {exercise_id}/validate/"
-        )
-        metrics.legacy_endpoint_calls.labels(endpoint="validate").inc()
+        legacy_endpoint_called("validate", replacement="exercises/{exercise_id}/validate/")
         return validation_response(
             exercise_id=body.exercise_id, user_id=body.user_id, answer=body.answer
         )

@@ -12,13 +12,15 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import IntegrityError, connection
 
 from duoniche import metrics
 from duoniche.api.errors import ApplicationError
@@ -239,15 +241,26 @@ def attempt_validate(
                 user_language=learner.user_language,
             )
         )
-        _record_attempt(
+        record = partial(
+            _record_attempt,
             exercise=exercise,
             learner=learner,
             user_id=user_id,
             submitted=answer,
             canonical=canonical,
-            verdict=verdict,
             now=now,
         )
+        try:
+            record(verdict=verdict)
+        except IntegrityError:
+            # A row the attempt points to was deleted (by staff) after the read: its foreign-key
+            # check failed at the write, which wrote nothing. (Inside a transaction, as no API
+            # call is, that failure has aborted it: nothing more can be read.)
+            if connection.in_atomic_block:
+                raise
+            verdict = _record_after_a_deletion(
+                record, exercise=exercise, learner=learner, user_id=user_id, verdict=verdict
+            )
     except BaseException:
         if owned and cache.get(window_key) == claim:
             cache.delete(window_key)
@@ -285,6 +298,26 @@ def _claim_submission(
             logger.warning("gave up waiting for the identical submission %s", key)
             return False, None
         time.sleep(DUPLICATE_POLL_SECONDS)
+
+
+def _record_after_a_deletion(
+    record: Callable[..., int],
+    *,
+    exercise: Exercise,
+    learner: Learner,
+    user_id: int,
+    verdict: Verdict,
+) -> Verdict:
+    """The learner's profile or the exercise gone: its 404. The verdict gone (a staff member
+    deleted it): the attempt is recorded without the link to it, keeping its judgement.
+    """
+    if not Exercise.objects.filter(pk=exercise.pk).exists():
+        raise exercise_not_found(exercise.pk)
+    if not BotProfile.objects.filter(pk=learner.profile_id).exists():
+        raise profile_not_found(user_id, exercise.exercise_language)
+    verdict = replace(verdict, verdict_id=None)
+    record(verdict=verdict)
+    return verdict
 
 
 def _record_attempt(

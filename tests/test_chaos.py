@@ -480,8 +480,9 @@ def test_a_black_holed_broker_answers_latest_detailed_fast_and_the_report_waits(
 
 
 @contextmanager
-def gunicorn_against(database_url: str, **extra: str) -> Iterator[str]:
-    """A real gunicorn (one sync worker, production settings) whose database is `database_url`."""
+def gunicorn_against(database_url: str, log: Path | None = None, **extra: str) -> Iterator[str]:
+    """A real gunicorn (one sync worker, production settings) whose database is `database_url`;
+    with `log`, its access lines and Django's log records (JSON, one per line) go to that file."""
     port = free_port()
     env = {
         **os.environ,
@@ -493,16 +494,20 @@ def gunicorn_against(database_url: str, **extra: str) -> Iterator[str]:
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.pop("prometheus_multiproc_dir", None)
+    output = log.open("ab") if log else subprocess.DEVNULL
+    if log:
+        env["DJANGO_LOG_FORMAT"] = "json"
     process = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("gunicorn")),
             "duoniche.wsgi:application",
             *("--bind", f"127.0.0.1:{port}", "--workers", "1", "--timeout", "30"),
+            *(("--access-logfile", "-", "--log-level", "warning") if log else ()),
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
     )
     try:
         deadline = time.monotonic() + 20
@@ -523,6 +528,8 @@ def gunicorn_against(database_url: str, **extra: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:  # pragma: no cover
             process.kill()
             process.wait(timeout=5)
+        if log:
+            output.close()
 
 
 def timed_get(url: str, **headers: str) -> tuple[int, str, bytes, float]:
@@ -578,3 +585,37 @@ def test_a_connection_the_server_dropped_fails_one_request_then_is_replaced():
     assert failed[0] == 503
     assert json.loads(failed[2])["code"] == "service_unavailable"
     assert recovered == [200, 200, 200]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_bot_request_logs_one_access_line_and_an_outage_one_record_with_its_cause(tmp_path):
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    log = tmp_path / "server.log"
+    path = "/api/v1/users/by-telegram-id/404404404"
+    with gunicorn_against(url, log=log, DATABASE_CONN_MAX_AGE="600") as base:
+        start = log.stat().st_size
+        assert timed_get(f"{base}{path}", Authorization="Bearer test-token")[0] == 404
+        time.sleep(0.2)  # the access line is written after the response
+        missing = log.read_bytes()[start:].decode().splitlines()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        start = log.stat().st_size
+        assert timed_get(f"{base}{path}", Authorization="Bearer test-token")[0] == 503
+        time.sleep(0.2)
+        outage = log.read_bytes()[start:].decode().splitlines()
+
+    # A 404 (routine for a bot): the access line and nothing else.
+    assert len(missing) == 1, missing
+    assert f'"GET {path} HTTP/1.1" 404' in missing[0]
+    # The dropped connection: one record naming the cause, then the access line.
+    records = [json.loads(line) for line in outage if line.startswith("{")]
+    access = [line for line in outage if not line.startswith("{")]
+    assert len(access) == 1, outage
+    assert f'"GET {path} HTTP/1.1" 503' in access[0]
+    assert len(records) == 1, records
+    assert records[0]["level"] == "WARNING"
+    assert "OperationalError" in records[0]["message"]

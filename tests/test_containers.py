@@ -512,7 +512,7 @@ def _import_settings_with_env_example(debug: str) -> subprocess.CompletedProcess
 def test_env_example_values_load_in_development():
     result = _import_settings_with_env_example("true")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["5", "True", "django_prometheus.db.backends.postgresql"]
+    assert result.stdout.split() == ["5", "True", "duoniche.postgresql"]
 
 
 def test_env_example_is_refused_in_production_until_secrets_are_set():

@@ -458,7 +458,7 @@ def test_hostile_path_segments_and_queries_are_never_a_500(client, caplog, path,
     assert response["Content-Type"] == "application/json"
     assert set(response.json()) == {"detail", "code"}
     lines = [line for line in caplog.text.splitlines() if "deprecated endpoint" not in line]
-    assert len(lines) <= 1, lines
+    assert lines == []  # a 4xx is in the access log only
 
 
 @pytest.mark.parametrize(

@@ -48,11 +48,18 @@ def error_body(detail: Any, code: str) -> dict[str, Any]:
 
 def _respond(detail: Any, code: str, status: int, **headers: str) -> Response:
     metrics.api_errors.labels(code=code).inc()
-    return Response(error_body(detail, code), status=status, headers=headers or None)
+    response = Response(error_body(detail, code), status=status, headers=headers or None)
+    if status >= 500:
+        # Logged here with its cause; Django's own "Internal Server Error: <path>" line would
+        # say the same again without it. (A 4xx is in the access log only: LOGGING.)
+        response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, ApplicationError):
+        if exc.status >= 500:
+            logger.error("API: %s: %s", exc.code, exc.message)
         return _respond(exc.message, exc.code, exc.status)
     if isinstance(exc, RequestValidationError):
         return _respond(exc.errors, "validation_error", 422)

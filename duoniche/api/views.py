@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import BaseModel
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from duoniche import metrics
 from duoniche.api.auth import HasServiceToken, ServiceTokenAuthentication
 from duoniche.api.validation import validate_request
+
+logger = logging.getLogger("duoniche.api")
+
+#: The deprecated endpoints already named in this process's log.
+_DEPRECATIONS_LOGGED: set[str] = set()
 
 
 def drop_none(value: Any) -> Any:
@@ -19,6 +26,23 @@ def drop_none(value: Any) -> Any:
     if isinstance(value, list):
         return [drop_none(item) for item in value]
     return value
+
+
+def legacy_endpoint_called(endpoint: str, *, replacement: str) -> None:
+    """Count a call of a deprecated endpoint; name it in the log on its first call per process.
+
+    A bot still on the old path would otherwise add a warning to every request's access line;
+    `backend_legacy_endpoint_calls_total{endpoint}` counts every call.
+    """
+    metrics.legacy_endpoint_calls.labels(endpoint=endpoint).inc()
+    if endpoint not in _DEPRECATIONS_LOGGED:
+        _DEPRECATIONS_LOGGED.add(endpoint)
+        logger.warning(
+            "deprecated endpoint %s called; use %s (logged once per process; "
+            "backend_legacy_endpoint_calls_total counts the calls)",
+            endpoint,
+            replacement,
+        )
 
 
 class BotAPIView(APIView):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from prometheus_client import REGISTRY
 
+from duoniche.api import views
 from duoniche.languages import latin_to_cyrillic
 from duoniche.models import LLMCall
 from exercises.content import text_hash
@@ -16,6 +20,7 @@ from tests.learning.factories import BotProfileFactory
 
 pytestmark = pytest.mark.django_db
 AUTH = {"HTTP_AUTHORIZATION": "Bearer test-token"}
+LEGACY_CALLS = "backend_legacy_endpoint_calls_total"
 TIMEOUT = TimeoutError("Request timed out.")
 
 
@@ -191,10 +196,20 @@ def test_both_slash_forms_answer_without_redirect(client, profile, exercise, pat
 
 
 @pytest.mark.parametrize("path", ["/api/v1/exercises/validate/", "/api/v1/exercises/validate"])
-def test_legacy_endpoint_takes_the_exercise_from_the_body(client, profile, exercise, path, caplog):
+def test_legacy_endpoint_takes_the_exercise_from_the_body(
+    client, profile, exercise, path, caplog, monkeypatch
+):
+    monkeypatch.setattr(views, "_DEPRECATIONS_LOGGED", set())  # as in a fresh process
+    calls = REGISTRY.get_sample_value(LEGACY_CALLS, {"endpoint": "validate"}) or 0
     response = client.post(
         path,
         {"user_id": profile.user_id, "exercise_id": exercise.pk, "answer": fill(["една"])},
+        content_type="application/json",
+        **AUTH,
+    )
+    again = client.post(
+        path,
+        {"user_id": profile.user_id, "exercise_id": exercise.pk, "answer": fill(["един"])},
         content_type="application/json",
         **AUTH,
     )
@@ -204,8 +219,11 @@ def test_legacy_endpoint_takes_the_exercise_from_the_body(client, profile, exerc
         "is_correct": False,
         "feedback": "✅ <code>Искам едно кафе, моля.</code>",
     }
-    assert ExerciseAttempt.objects.get().exercise_id == exercise.pk
-    assert "deprecated" in caplog.text
+    assert again.status_code == 200
+    assert {attempt.exercise_id for attempt in ExerciseAttempt.objects.all()} == {exercise.pk}
+    # Named in the log once per process, not on every call; the metric counts every call.
+    assert caplog.text.count("deprecated endpoint validate called") == 1
+    assert REGISTRY.get_sample_value(LEGACY_CALLS, {"endpoint": "validate"}) == calls + 2
 
 
 def test_legacy_endpoint_without_exercise_id_is_a_422(client, profile):
@@ -257,7 +275,9 @@ def test_answer_type_mismatch_is_422(client, profile, exercise, fake_llm):
     assert written() == (0, 0, 0)
 
 
-def test_an_exercise_in_an_unconfigured_language_is_500(client, profile, exercise, fake_llm):
+def test_an_exercise_in_an_unconfigured_language_is_500(
+    client, profile, exercise, fake_llm, caplog
+):
     Exercise.objects.filter(pk=exercise.pk).update(exercise_language="Klingon")
 
     response = validate(client, exercise.pk, profile.user_id, fill(["едно"]))
@@ -265,6 +285,12 @@ def test_an_exercise_in_an_unconfigured_language_is_500(client, profile, exercis
     assert response.status_code == 500
     assert response.json()["code"] == "exercise_language_unconfigured"
     assert written() == (0, 0, 0)
+    # Logged once, with its cause (not again as Django's bare "Internal Server Error: <path>").
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [record.getMessage() for record in errors] == [
+        f"API: exercise_language_unconfigured: Exercise {exercise.pk} is in Klingon, which is "
+        "no longer configured."
+    ]
 
 
 def test_a_missing_profile_is_404_and_not_created(client, exercise, fake_llm):

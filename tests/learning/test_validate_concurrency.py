@@ -6,15 +6,18 @@ Real threads with their own database connections (PostgreSQL) and the real Redis
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 
 from duoniche.models import LLMCall
 from exercises.models import ExerciseAnswer
+from exercises.verdicts import verdicts_delete
 from learning.models import ExerciseAttempt
-from tests.exercises.factories import ExerciseFactory
+from learning.users import users_delete
+from tests.exercises.factories import ExerciseAnswerFactory, ExerciseFactory
 from tests.learning.factories import BotProfileFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -128,3 +131,91 @@ def test_one_learner_sending_a_known_correct_answer_many_times_at_once_records_o
     assert exercise.attempts_count == 1
     assert exercise.verdicts.get(is_reference=True).attempts_count == 1
     assert fake_llm.calls == []
+
+
+def validate_while_deleting(delete, exercise_id, user_id, answer):
+    """POST an answer while another transaction deletes a row it needs: the deletion is made
+    first, the validate reads the rows still committed, and the deletion commits only once the
+    validate's write is waiting for its locks. Returns (status, body)."""
+    deleted, commit = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def deleter():
+        try:
+            with transaction.atomic():
+                delete()
+                deleted.set()
+                commit.wait(30)
+        except BaseException as exc:  # reported by the main thread
+            outcome["deleter"] = exc
+        finally:
+            deleted.set()
+            connection.close()
+
+    def submit():
+        try:
+            response = Client().post(
+                f"/api/v1/exercises/{exercise_id}/validate/",
+                {"user_id": user_id, "answer": answer},
+                content_type="application/json",
+                **AUTH,
+            )
+            outcome["response"] = (response.status_code, response.json())
+        except BaseException as exc:
+            outcome["submit"] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deleter), threading.Thread(target=submit)]
+    threads[0].start()
+    assert deleted.wait(30)
+    threads[1].start()
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline and threads[1].is_alive():
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.01)
+    commit.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert set(outcome) == {"response"}, outcome
+    return outcome["response"]
+
+
+def test_a_learner_deleted_by_staff_during_their_answer_gets_404_not_500(exercise):
+    profile = BotProfileFactory(user_language="en")
+    right = {"exercise_type": "fill_in_the_blank", "words": ["едно"]}
+
+    status, body = validate_while_deleting(
+        lambda: users_delete(user_ids=[profile.user_id]), exercise.pk, profile.user_id, right
+    )
+
+    assert status == 404
+    assert body["code"] == "profile_not_found"
+    assert not ExerciseAttempt.objects.exists()
+
+
+def test_a_verdict_deleted_by_staff_during_an_answer_leaves_the_attempt_without_its_link(
+    exercise,
+):
+    profile = BotProfileFactory(user_language="en")
+    stored = ExerciseAnswerFactory(
+        exercise=exercise, answer={"words": ["една"]}, feedback="Use <code>едно</code>."
+    )
+
+    status, body = validate_while_deleting(
+        lambda: verdicts_delete([stored.pk]), exercise.pk, profile.user_id, WRONG
+    )
+
+    assert (status, body) == (200, {"is_correct": False, "feedback": "Use <code>едно</code>."})
+    attempt = ExerciseAttempt.objects.get()
+    assert (attempt.verdict_id, attempt.is_correct, attempt.feedback) == (
+        None,
+        False,
+        "Use <code>едно</code>.",
+    )
