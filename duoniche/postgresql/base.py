@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend, counting and timing every statement for `/metrics`.
+"""Django's PostgreSQL backend, counting and timing every statement for `/metrics`, and reading
+timestamps with psycopg's compiled loader.
 
 It records the same series as django-prometheus' backend, under the same names and labels:
 `django_db_new_connections_total`, `django_db_new_connection_errors_total`,
@@ -6,13 +7,19 @@ It records the same series as django-prometheus' backend, under the same names a
 the `django_db_query_duration_seconds` histogram. That backend looks up its labelled children and
 builds a timer and an error counter object on every statement; this one binds the children once
 per connection, so a statement costs two clock reads, one increment and one observation.
+
+Django reads every `timestamp with time zone` through a Python loader (to attach its time zone),
+2.4 µs a value here; a learner's row with their profile holds 13 of them. When Django's time zone
+is UTC, which is what psycopg's compiled loader gives anyway, that loader does it in 0.1 µs.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from typing import Any
 
+import psycopg
 from django.db.backends.postgresql import base
 from django_prometheus.db import (
     connection_errors_total,
@@ -22,6 +29,8 @@ from django_prometheus.db import (
     execute_total,
     query_duration_seconds,
 )
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 
 
 def metered(cursor_class: type, alias: str, vendor: str) -> type:
@@ -62,6 +71,29 @@ def metered(cursor_class: type, alias: str, vendor: str) -> type:
     return MeteredCursor
 
 
+#: psycopg's own timestamptz loader: the compiled one when psycopg's C build is installed.
+_COMPILED_TIMESTAMPTZ: Any = psycopg.adapters.get_loader(
+    psycopg.adapters.types["timestamptz"].oid, Format.TEXT
+)
+
+
+class UtcTimestampLoader(Loader):
+    """Timestamps as aware UTC datetimes, loaded by psycopg's compiled loader.
+
+    A compiled loader cannot be subclassed, so this one hands each value to it. `timezone` is what
+    Django's `create_cursor` compares with its own to decide whether to register its loader.
+    """
+
+    timezone = UTC
+
+    def __init__(self, oid: int, context: Any = None) -> None:
+        super().__init__(oid, context)
+        self._compiled = _COMPILED_TIMESTAMPTZ(oid, context)
+
+    def load(self, data: Any) -> Any:
+        return self._compiled.load(data)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         connections_total.labels(self.alias, self.vendor).inc()
@@ -71,6 +103,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
             connection_errors_total.labels(self.alias, self.vendor).inc()
             raise
         connection.cursor_factory = _metered_class(connection.cursor_factory, self.alias)
+        if self.timezone == UTC:
+            # The session's TimeZone is Django's (set at connect), so the compiled loader gives
+            # the same aware UTC datetimes as Django's own loader.
+            connection.adapters.register_loader("timestamptz", UtcTimestampLoader)
         return connection
 
 

@@ -1,18 +1,22 @@
-"""The database backend's `django_db_*` metrics (duoniche/postgresql/base.py).
+"""The database backend (duoniche/postgresql/base.py): its `django_db_*` metrics and timestamps.
 
 Same series and labels as django-prometheus' backend, read back from the registry `/metrics`
 exports: statements counted and timed, bulk statements counted per row, failures counted by
-exception type, connections (and failed connections) counted.
+exception type, connections (and failed connections) counted. Timestamps come back exactly as
+Django's own backend reads them.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
-from django.db import DatabaseError, connection, connections
+from django.db import DatabaseError, DataError, connection, connections
 from django.db.utils import ConnectionHandler
 from prometheus_client import REGISTRY
+from psycopg.pq import Format
 
-from duoniche.postgresql.base import DatabaseWrapper
+from duoniche.postgresql.base import DatabaseWrapper, UtcTimestampLoader
 
 pytestmark = pytest.mark.django_db
 
@@ -88,3 +92,42 @@ def test_connections_and_failed_connections_are_counted(settings):
     assert sample("django_db_new_connection_errors_total") == failed + 1
     assert sample("django_db_new_connections_total") == opened + 2
     assert connections["default"].vendor == "postgresql"
+
+
+TIMESTAMPS = (
+    "SELECT '2026-12-05 22:00:00.123456+00'::timestamptz, NULL::timestamptz, "
+    "'2026-01-01 10:00:00.5+03'::timestamptz, "
+    "'0001-01-01 00:00+00'::timestamptz, '9999-12-31 23:59:59.999999+00'::timestamptz, "
+    "'2026-03-29 01:30 Europe/Belgrade'::timestamptz, '2000-02-29 12:00:00.000001-09:30'"
+    "::timestamptz"
+)
+
+
+def test_timestamps_read_as_djangos_own_loader_reads_them(settings):
+    stock = ConnectionHandler(
+        {"default": {**settings.DATABASES["default"], "ENGINE": "django.db.backends.postgresql"}}
+    )["default"]
+    try:
+        with stock.cursor() as cursor:
+            cursor.execute(TIMESTAMPS)
+            expected = cursor.fetchone()
+    finally:
+        stock.close()
+    with connection.cursor() as cursor:
+        cursor.execute(TIMESTAMPS)
+        read = cursor.fetchone()
+        loader = connection.connection.adapters.get_loader(
+            connection.connection.adapters.types["timestamptz"].oid, Format.TEXT
+        )
+
+    assert loader is UtcTimestampLoader
+    assert read == expected
+    assert [value.tzinfo for value in read if value is not None] == [UTC] * 6
+    assert expected[2] == datetime(2026, 1, 1, 7, 0, 0, 500000, tzinfo=UTC)
+
+
+def test_a_timestamp_python_cannot_hold_is_a_data_error():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'infinity'::timestamptz")
+        with pytest.raises(DataError):
+            cursor.fetchone()
