@@ -17,7 +17,8 @@ the median requests/s with the rounds' range, p50 and p99 for:
 
 Beside req/s it prints the SQL statements each kind sends per request, counted by Django on 40
 sample requests made in this process before the load (BEGIN and COMMIT included: Django logs
-them too).
+them too); and, when the database has `pg_stat_statements` loaded (`shared_preload_libraries`),
+the statements the server ran per request during each measured phase.
 
 With `--compare DIR`, a second checkout (a `git worktree` of an earlier commit, same schema) is
 served beside this one on the next port, and every endpoint is loaded on both in turn, round by
@@ -380,6 +381,7 @@ end
 @dataclass
 class Phase:
     name: str
+    requests: int
     rate: float
     p50: float  # ms
     p99: float  # ms
@@ -455,6 +457,7 @@ def drive(port: int, kind: str, plan: dict[str, Any], clients: int, seconds: flo
               f"{summary['available']} prepared ones; some repeated", flush=True)  # fmt: skip
     return Phase(
         kind,
+        requests=summary["requests"],
         rate=summary["requests"] / summary["seconds"],
         p50=summary["p50"],
         p99=summary["p99"],
@@ -556,6 +559,48 @@ def statements_per_request(plan: dict[str, Any], kinds: list[str], samples: int 
     print("statements per request: " + ", ".join(counts), flush=True)
 
 
+class ServerStatements:
+    """The statements the database server ran, from `pg_stat_statements` when it is loaded there
+    (`shared_preload_libraries`): BEGIN and COMMIT included, whatever process sent them."""
+
+    def __init__(self) -> None:
+        from django.db import DatabaseError, connection
+
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                cursor.execute("SELECT 1 FROM pg_stat_statements LIMIT 1")
+            self.available = True
+        except DatabaseError:
+            self.available = False
+            print("pg_stat_statements is not loaded in this database: statements per request "
+                  "are Django's count above only", flush=True)  # fmt: skip
+
+    def reset(self) -> None:
+        if self.available:
+            self._run("SELECT pg_stat_statements_reset()")
+
+    def count(self) -> int:
+        """Statements run in this database since the last reset (not this class's own)."""
+        if not self.available:
+            return 0
+        return int(
+            self._run(
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND query NOT LIKE '%%pg_stat_statements%%'"
+            )
+        )
+
+    @staticmethod
+    def _run(sql: str) -> Any:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchone()[0]
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):7.1f} [{min(values):.0f}-{max(values):.0f}]"
 
@@ -571,12 +616,17 @@ def measure(args: argparse.Namespace, plan: dict[str, Any], workers: int, kinds:
             other = start_server(args, workers, root=args.compare, port=args.port + 1)
             servers["compared"] = (other, args.port + 1)
         phases: dict[tuple[str, str], list[Phase]] = {}
+        statements: dict[tuple[str, str], list[float]] = {}
+        server = ServerStatements()
         for _ in range(args.rounds):
             for kind in kinds:
                 for name, (_, port) in servers.items():
                     drive(port, kind, plan, args.clients, 1.0)  # warm-up
+                    server.reset()
                     phase = drive(port, kind, plan, args.clients, args.seconds)
                     phases.setdefault((name, kind), []).append(phase)
+                    ran = server.count() / phase.requests if phase.requests else 0.0
+                    statements.setdefault((name, kind), []).append(ran)
     finally:
         for process, _ in servers.values():
             stop_server(process)
@@ -598,6 +648,8 @@ def measure(args: argparse.Namespace, plan: dict[str, Any], workers: int, kinds:
             if name == "this" and args.compare:
                 before = statistics.median(phase.rate for phase in phases[("compared", kind)])
                 line += f"  this/compared {statistics.median(rates) / before:5.2f}x"
+            if server.available:
+                line += f"  statements {statistics.median(statements[(name, kind)]):.2f}/request"
             failures = sum(phase.non_2xx + phase.socket_errors for phase in runs)
             print(f"{line}  non-2xx or socket errors: {failures}", flush=True)
 
