@@ -28,10 +28,11 @@ M = TypeVar("M", bound=models.Model)
 #:
 #: * validate: the attempt row with its counter UPDATEs (exercise, verdict, the profile's errors
 #:   in the set), one statement in autocommit;
-#: * next-action: the transaction that serves an exercise or moves the learner on: the profile's
-#:   session and set counters, current exercise, streak, freeze, and a blocked profile's return to
-#:   active. When that same transaction created the profile or ended the user's plan, it waits
-#:   for the disk instead (learning/sessions.py `profile_next_action`).
+#: * next-action: the write that serves an exercise or moves the learner on (one UPDATE in
+#:   autocommit in the common case, else the locked transaction): the profile's session and set
+#:   counters, current exercise, streak, freeze, and a blocked profile's return to active. When
+#:   that transaction created the profile or ended the user's plan, it waits for the disk instead
+#:   (learning/sessions.py `profile_next_action`).
 #:
 #: What a crash can lose: only if the PostgreSQL server itself stops abruptly (power loss, kernel
 #: or server crash; not an application or connection failure, and not a clean restart), the last
@@ -72,12 +73,20 @@ def instance_from_row(model: type[M], values: Sequence[Any]) -> M:
     return model.from_db(connection.alias, [field.attname for field in fields], converted)
 
 
-def update_row(instance: models.Model, fields: Sequence[str], *, flush_wait: bool = True) -> None:
+def update_row(
+    instance: models.Model,
+    fields: Sequence[str],
+    *,
+    flush_wait: bool = True,
+    version: str | None = None,
+) -> bool:
     """`UPDATE ... SET` the named fields of `instance` by primary key, like `save(update_fields)`.
 
     Each value goes through its field's `pre_save` (so `auto_now` stamps) and database preparation.
     `flush_wait=False`: the transaction's commit does not wait for the disk (`NO_FLUSH_WAIT`,
-    when DATABASE_ASYNC_BOOKKEEPING_COMMIT is on).
+    when DATABASE_ASYNC_BOOKKEEPING_COMMIT is on). `version`: the row's `xmin` when it was read;
+    the row is written only if it is still that version (no write came between). Returns whether
+    the row was written.
     """
     meta = instance._meta
     chosen: list[models.Field[Any, Any]] = [
@@ -89,12 +98,14 @@ def update_row(instance: models.Model, fields: Sequence[str], *, flush_wait: boo
         field.get_db_prep_save(field.pre_save(instance, add=False), connection) for field in chosen
     ]
     table, key = meta.db_table, meta.pk.column
+    unchanged = "" if version is None else " AND xmin = %s::xid"
     with connection.cursor() as cursor:
         returning = "" if _waits(flush_wait) else f" RETURNING {NO_FLUSH_WAIT}"
         cursor.execute(
-            f"UPDATE {table} SET {assignments} WHERE {key} = %s{returning}",  # noqa: S608
-            [*values, instance.pk],
+            f"UPDATE {table} SET {assignments} WHERE {key} = %s{unchanged}{returning}",  # noqa: S608
+            [*values, instance.pk, *([] if version is None else [version])],
         )
+        return bool(cursor.rowcount)
 
 
 def insert_statement(instance: models.Model, *, flush_wait: bool = True) -> Statement:

@@ -190,13 +190,17 @@ def profile_reset_session(*, profile: BotProfile, now: datetime) -> list[str]:
     ]
 
 
-def profile_record_next_action(*, profile: BotProfile, fields: list[str], flush_wait: bool) -> None:
-    """Write the fields the session engine changed on its locked profile (one UPDATE by key).
+def profile_record_next_action(
+    *, profile: BotProfile, fields: list[str], flush_wait: bool, version: str | None = None
+) -> bool:
+    """Write the fields the session engine changed on the profile (one UPDATE by key).
 
     `flush_wait=False`: bookkeeping of a served exercise, whose commit need not wait for the disk
-    (duoniche/rows.py, DATABASE_ASYNC_BOOKKEEPING_COMMIT).
+    (duoniche/rows.py, DATABASE_ASYNC_BOOKKEEPING_COMMIT). `version`: the row version the profile
+    was read at, unlocked (`learning.selectors.profile_with_version`); nothing is written if
+    another write came since. Returns whether the profile was written.
     """
-    update_row(profile, [*fields, "updated_at"], flush_wait=flush_wait)
+    return update_row(profile, [*fields, "updated_at"], flush_wait=flush_wait, version=version)
 
 
 def profile_change_level(

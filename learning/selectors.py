@@ -50,18 +50,43 @@ def user_with_profile(
     out (parameterised) because the bots call this before every exercise and session, and the
     ORM's compilation of the reads cost more than running them.
     """
+    row = _user_profile_row(condition=condition, params=params, bot_id=bot_id, lock=lock)
+    if row is None:
+        return None, None
+    return _user_and_profile(row)
+
+
+def profile_with_version(*, user_id: int, bot_id: str) -> tuple[BotProfile, str] | None:
+    """A learner's profile with its user, not locked, and the row's version: its `xmin`, which
+    every write of the row changes. A write that names it lands only if no other came between
+    (`learning.profiles.profile_record_next_action`). None: no profile for that bot yet."""
+    row = _user_profile_row(
+        condition="u.id = %s", params=[user_id], bot_id=bot_id, extra="p.xmin::text"
+    )
+    if row is None:
+        return None
+    _, profile = _user_and_profile(row[:-1])
+    return (profile, row[-1]) if profile is not None else None
+
+
+def _user_profile_row(
+    *, condition: str, params: list[Any], bot_id: str, lock: bool = False, extra: str = ""
+) -> tuple[Any, ...] | None:
     join = "JOIN" if lock else "LEFT JOIN"  # FOR UPDATE cannot apply to an outer join's null side
     statement = (
-        f"SELECT {select_list(TelegramUser, 'u')}, {select_list(BotProfile, 'p')} "  # noqa: S608
-        f"FROM {TelegramUser._meta.db_table} u {join} {BotProfile._meta.db_table} p "
+        f"SELECT {select_list(TelegramUser, 'u')}, {select_list(BotProfile, 'p')}"  # noqa: S608
+        + (f", {extra}" if extra else "")
+        + f" FROM {TelegramUser._meta.db_table} u {join} {BotProfile._meta.db_table} p "
         f"ON p.user_id = u.id AND p.bot_id = %s WHERE {condition}"
         + (" FOR UPDATE OF p" if lock else "")
     )
     with connection.cursor() as cursor:
         cursor.execute(statement, [bot_id, *params])
-        row = cursor.fetchone()
-    if row is None:
-        return None, None
+        row: tuple[Any, ...] | None = cursor.fetchone()
+    return row
+
+
+def _user_and_profile(row: tuple[Any, ...]) -> tuple[TelegramUser, BotProfile | None]:
     user_fields = len(TelegramUser._meta.concrete_fields)
     user = instance_from_row(TelegramUser, row[:user_fields])
     if row[user_fields] is None:  # no profile for this bot yet

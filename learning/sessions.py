@@ -1,12 +1,17 @@
 """The session engine: what a learner gets next (docs/api.md, next-action), decided and recorded.
 
-The decision runs on the profile row locked for the request; the fields it changed are written
-by `learning.profiles.profile_record_next_action` (the profile's one write path).
+The common case runs without a transaction: the decision is made on the profile as read, and its
+fields are written only if the row is still the version that was read (no BEGIN or COMMIT round
+trip). When another write came between, when the profile does not exist yet, or when the decision
+needs a write besides the profile's (a plan that ended, a level change), the decision is made
+again on the profile row locked for the request. Either way the fields are written by
+`learning.profiles.profile_record_next_action` (the profile's one write path).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +38,7 @@ from learning.profiles import (
     profile_reset_session,
 )
 from learning.selection import exercise_select
-from learning.selectors import user_with_profile
+from learning.selectors import profile_with_version, user_with_profile
 from learning.streaks import learner_zone, streak_on_practice
 from learning.users import user_expire_plan
 
@@ -86,15 +91,47 @@ def _payment_keyboard(language: str) -> list[dict[str, str]]:
     ]
 
 
+class _NeedsLock(Exception):
+    """The unlocked decision reached a write besides the profile's: it must be made locked."""
+
+
+@dataclass
+class _Effects:
+    """The metric increments of one decision: made at once when it runs locked; held until its
+    write lands when it runs unlocked (a decision that gives way is not counted)."""
+
+    unlocked: bool
+    held: list[Callable[[], None]] = field(default_factory=list)
+
+    def count(self, counter: Any) -> None:
+        if self.unlocked:
+            self.held.append(counter.inc)
+        else:
+            counter.inc()
+
+    def before_other_writes(self) -> None:
+        if self.unlocked:
+            raise _NeedsLock
+
+    def landed(self) -> None:
+        for increment in self.held:
+            increment()
+
+
 def profile_next_action(*, user_id: int, bot_id: str, now: datetime) -> NextAction:
     """Decide what the learner gets next and record it atomically."""
     language = get_language(bot_id)
     if language is None:
         raise invalid_bot(bot_id, code="invalid_bot_id", status=422)
+    served = _next_action_unlocked(user_id=user_id, bot_id=bot_id, language=language, now=now)
+    if served is not None:
+        return served
     with transaction.atomic():
         profile, created = _locked_profile(user_id=user_id, bot_id=bot_id)
         plan = (profile.user.status, profile.user.status_expires_at)
-        result = _next_action(profile=profile, language=language, now=now)
+        result = _next_action(
+            profile=profile, language=language, now=now, effects=_Effects(unlocked=False)
+        )
         if result.changed:
             # Bookkeeping of a served exercise: the commit need not wait for the disk
             # (duoniche/rows.py, DATABASE_ASYNC_BOOKKEEPING_COMMIT), unless this transaction also
@@ -106,7 +143,31 @@ def profile_next_action(*, user_id: int, bot_id: str, now: datetime) -> NextActi
     return result
 
 
-def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> NextAction:
+def _next_action_unlocked(
+    *, user_id: int, bot_id: str, language: Language, now: datetime
+) -> NextAction | None:
+    """The decision on the profile as read, written only if the row is still that version: one
+    read, the pick and one UPDATE, each its own statement. None: the locked path decides."""
+    found = profile_with_version(user_id=user_id, bot_id=bot_id)
+    if found is None:
+        return None
+    profile, version = found
+    effects = _Effects(unlocked=True)
+    try:
+        result = _next_action(profile=profile, language=language, now=now, effects=effects)
+    except _NeedsLock:
+        return None
+    if result.changed and not profile_record_next_action(
+        profile=profile, fields=result.changed, flush_wait=False, version=version
+    ):
+        return None
+    effects.landed()
+    return result
+
+
+def _next_action(
+    *, profile: BotProfile, language: Language, now: datetime, effects: _Effects
+) -> NextAction:
     user = profile.user
     changed: list[str] = []
     labels = metric_labels(user, profile)
@@ -114,13 +175,14 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
         profile.status, profile.reason = ProfileStatus.ACTIVE, None
         changed += ["status", "reason"]
     if effective_status(user, now) != user.status:
+        effects.before_other_writes()
         user_expire_plan(user=user)
     learning = effective_settings(user=user, profile=profile, language=language, now=now)
     ui_language = profile.user_language
 
     if profile.session_frozen_until is not None:
         if now < profile.session_frozen_until:
-            metrics.frozen_attempts.labels(**labels).inc()
+            effects.count(metrics.frozen_attempts.labels(**labels))
             return NextAction(
                 action=UserAction.LIMIT_REACHED,
                 message=render(
@@ -144,7 +206,7 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
         profile.session_frozen_until = now + pause
         profile.wants_session_reminders = None
         changed += ["session_frozen_until", "wants_session_reminders"]
-        metrics.full_sessions.labels(**labels).inc()
+        effects.count(metrics.full_sessions.labels(**labels))
         placeholders: dict[str, Any] = {
             "exercise_num": profile.exercises_get_in_session,
             "pause_time": format_pause_time(pause, language=ui_language),
@@ -153,7 +215,9 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
         if profile.current_streak_days >= 2:
             key = "congratulations_and_wait_streak"
             placeholders["streak_days"] = profile.current_streak_days
-        news = _set_news(profile=profile, learning=learning, now=now, changed=changed)
+        news = _set_news(
+            profile=profile, learning=learning, now=now, changed=changed, effects=effects
+        )
         return NextAction(
             action=UserAction.CONGRATULATIONS_AND_WAIT,
             message=_with_news(render(key, ui_language, **placeholders), news),
@@ -167,7 +231,9 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
         profile.errors_count_in_set = 0
         profile.reviews_get_in_set = 0
         changed += ["exercises_get_in_set", "errors_count_in_set", "reviews_get_in_set"]
-        news = _set_news(profile=profile, learning=learning, now=now, changed=changed)
+        news = _set_news(
+            profile=profile, learning=learning, now=now, changed=changed, effects=effects
+        )
         return NextAction(
             action=UserAction.PRAISE_AND_NEXT_SET,
             message=_with_news(render_variant("praise_and_next_set", ui_language), news),
@@ -206,9 +272,9 @@ def _next_action(*, profile: BotProfile, language: Language, now: datetime) -> N
     exercise_labels = metrics.exercise_labels(
         exercise_type=exercise.exercise_type, level=exercise.language_level
     )
-    metrics.exercise_sent.labels(**exercise_labels).inc()
+    effects.count(metrics.exercise_sent.labels(**exercise_labels))
     if selection.repetition:
-        metrics.exercise_sent_repetition.labels(**exercise_labels).inc()
+        effects.count(metrics.exercise_sent_repetition.labels(**exercise_labels))
     return NextAction(
         action=UserAction.NEW_EXERCISE,
         exercise=exercise_for_learner(
@@ -236,7 +302,12 @@ def _streak_on_practice(
 
 
 def _set_news(
-    *, profile: BotProfile, learning: EffectiveSettings, now: datetime, changed: list[str]
+    *,
+    profile: BotProfile,
+    learning: EffectiveSettings,
+    now: datetime,
+    changed: list[str],
+    effects: _Effects,
 ) -> list[str]:
     """What the learner is told at the end of a set: a level change, streak freezes used.
 
@@ -247,6 +318,7 @@ def _set_news(
     if settings.ADAPTIVE_LEVEL and learning.adaptive_level:
         decision = level_decide(profile=profile, now=now)
         if decision is not None:
+            effects.before_other_writes()
             changed += profile_change_level(
                 profile=profile,
                 to_level=decision.to_level,

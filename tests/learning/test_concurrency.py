@@ -1,13 +1,17 @@
 """Concurrent requests on real PostgreSQL: no double counting, no lost update, never a 500."""
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from learning.models import BotProfile, TelegramUser
 from tests.exercises.factories import ExerciseFactory
@@ -125,3 +129,89 @@ def test_twenty_concurrent_next_actions_leave_counters_equal_to_exercises_served
     served = sum(r.json()["action"] == "new_exercise" for r in responses)
     profile.refresh_from_db()
     assert profile.exercises_get_in_session == served == 15
+
+
+def served_total() -> float:
+    """`backend_exercise_sent_total`, every label set added up."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "backend_exercise_sent"
+        for sample in metric.samples
+        if sample.name == "backend_exercise_sent_total"
+    )
+
+
+def test_serving_an_exercise_is_three_statements_and_no_transaction():
+    for _ in range(10):
+        ExerciseFactory()
+    profile = BotProfileFactory(session_started_at=timezone.now())
+    path = f"/api/v1/users/{profile.user_id}/bots/Bulgarian/next-action/"
+
+    with CaptureQueriesContext(connection) as queries:
+        response = Client().get(path, **AUTH)
+
+    assert response.json()["action"] == "new_exercise"
+    statements = [query["sql"].split()[0].upper() for query in queries.captured_queries]
+    # The learner's row, the pick (the cascade's first step, or more when it finds nothing: a
+    # 10-exercise bank rarely has the topic drawn) and the profile's UPDATE; no BEGIN or COMMIT.
+    assert statements[0] == "SELECT"
+    assert set(statements[1:-1]) == {"(SELECT"}
+    assert statements[-1] == "UPDATE"
+
+
+def test_a_write_between_next_actions_read_and_its_update_is_not_lost():
+    for _ in range(30):
+        ExerciseFactory()
+    profile = BotProfileFactory(
+        session_started_at=timezone.now(), exercises_get_in_session=3, exercises_get_in_set=1
+    )
+    before = served_total()
+    written, commit = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def other_writer() -> None:
+        # Another write of the profile (as a staff edit or a payment makes), committed only once
+        # next-action's UPDATE is waiting for the row: next-action read the row before it.
+        try:
+            with transaction.atomic():
+                BotProfile.objects.filter(pk=profile.pk).update(exercises_get_in_session=7)
+                written.set()
+                commit.wait(30)
+        finally:
+            written.set()
+            connection.close()
+
+    def serve() -> None:
+        try:
+            response = Client().get(
+                f"/api/v1/users/{profile.user_id}/bots/Bulgarian/next-action/", **AUTH
+            )
+            outcome["response"] = (response.status_code, response.json()["action"])
+        finally:
+            connection.close()
+
+    writer, server = threading.Thread(target=other_writer), threading.Thread(target=serve)
+    writer.start()
+    assert written.wait(30)
+    server.start()
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline and server.is_alive():
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.01)
+    commit.set()
+    writer.join(timeout=30)
+    server.join(timeout=30)
+
+    assert outcome["response"] == (200, "new_exercise")
+    profile.refresh_from_db()
+    # Decided again on the row as the other write left it (7 + 1), not written over it (3 + 1);
+    # and the exercise is counted once, by the decision that landed.
+    assert profile.exercises_get_in_session == 8
+    assert served_total() == before + 1
