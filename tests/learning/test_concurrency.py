@@ -1,7 +1,6 @@
 """Concurrent requests on real PostgreSQL: no double counting, no lost update, never a 500."""
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ from prometheus_client import REGISTRY
 from learning.models import BotProfile, TelegramUser
 from tests.exercises.factories import ExerciseFactory
 from tests.learning.factories import BotProfileFactory
+from tests.row_locks import wait_until_blocked
 
 pytestmark = pytest.mark.django_db(transaction=True)
 AUTH = {"HTTP_AUTHORIZATION": "Bearer test-token"}
@@ -195,16 +195,7 @@ def test_a_write_between_next_actions_read_and_its_update_is_not_lost():
     writer.start()
     assert written.wait(30)
     server.start()
-    deadline = time.monotonic() + 30
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline and server.is_alive():
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                break
-            time.sleep(0.01)
+    wait_until_blocked(server)
     commit.set()
     writer.join(timeout=30)
     server.join(timeout=30)

@@ -6,7 +6,6 @@ Real threads with their own database connections (PostgreSQL) and the real Redis
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -19,6 +18,7 @@ from learning.models import ExerciseAttempt
 from learning.users import users_delete
 from tests.exercises.factories import ExerciseAnswerFactory, ExerciseFactory
 from tests.learning.factories import BotProfileFactory
+from tests.row_locks import wait_until_blocked
 
 pytestmark = pytest.mark.django_db(transaction=True)
 AUTH = {"HTTP_AUTHORIZATION": "Bearer test-token"}
@@ -170,16 +170,7 @@ def validate_while_deleting(delete, exercise_id, user_id, answer):
     threads[0].start()
     assert deleted.wait(30)
     threads[1].start()
-    deadline = time.monotonic() + 30
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline and threads[1].is_alive():
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                break
-            time.sleep(0.01)
+    wait_until_blocked(threads[1])
     commit.set()
     for thread in threads:
         thread.join(timeout=60)
