@@ -15,14 +15,14 @@ from datetime import date, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from duoniche import metrics
 from duoniche.enums import LevelChangeSource, ProfileStatus
 from duoniche.language_tags import normalise_language_code
-from duoniche.rows import Statement, insert_or_get_statement, update_row
+from duoniche.rows import Statement, insert_or_get_statement, instance_from_row, update_row
 from learning.errors import profile_id_not_found, profile_not_found, user_not_found
 from learning.models import BotProfile, LevelChange, TelegramUser, WeeklyReport
 
@@ -70,17 +70,16 @@ def profile_insert_or_get(
 
 
 def profile_get_or_create(*, user: TelegramUser, bot_id: str, user_language: str) -> BotProfile:
-    """Race-safe get-or-create: the unique (user, bot_id) decides; a loser re-reads."""
-    profile = BotProfile.objects.filter(user=user, bot_id=bot_id).first()
-    if profile is not None:
-        return profile
-    try:
-        with transaction.atomic():
-            return BotProfile.objects.create(
-                user=user, bot_id=bot_id, **_profile_defaults(user_language)
-            )
-    except IntegrityError:
-        return BotProfile.objects.get(user=user, bot_id=bot_id)
+    """The profile of `user` in `bot_id`, created if it has none: one insert-or-get statement, so
+    concurrent callers get the same row. For callers that found none: an existing row is
+    rewritten unchanged to be returned (and stays locked until the transaction ends)."""
+    statement = profile_insert_or_get(bot_id=bot_id, user_language=user_language, user=user)
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, statement.params)
+        row = cursor.fetchone()
+    profile = instance_from_row(BotProfile, row[:-1])  # the last column is `inserted`
+    profile.user = user
+    return profile
 
 
 # --- the bot's calls (docs/api.md) --------------------------------------------------------------

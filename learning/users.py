@@ -14,10 +14,15 @@ from django.db import connection, transaction
 from duoniche import metrics
 from duoniche.enums import UserStatus
 from duoniche.languages import get_language
-from duoniche.rows import Statement, insert_or_get_statement, instance_from_row, select_list
+from duoniche.rows import insert_or_get_statement, instance_from_row, select_list
 from learning.errors import invalid_bot, profile_not_found, user_not_found
 from learning.models import BotProfile, TelegramUser
-from learning.profiles import metric_labels, profile_insert_or_get, profile_set_user_language
+from learning.profiles import (
+    metric_labels,
+    profile_get_or_create,
+    profile_insert_or_get,
+    profile_set_user_language,
+)
 from learning.selectors import user_with_profile
 
 logger = logging.getLogger(__name__)
@@ -63,9 +68,8 @@ def user_ensure(
     if found_user is not None and found_profile is not None:
         return found_user, found_profile
     if found_user is not None:
-        return found_user, _profile_from(
-            profile_insert_or_get(bot_id=bot_id, user_language=user_language, user=found_user),
-            found_user,
+        return found_user, profile_get_or_create(
+            user=found_user, bot_id=bot_id, user_language=user_language
         )
     user_part = insert_or_get_statement(
         TelegramUser(
@@ -95,15 +99,6 @@ def user_ensure(
     if row[user_fields]:  # this call created the user
         metrics.new_users.labels(**metric_labels(user, profile)).inc()
     return user, profile
-
-
-def _profile_from(statement: Statement, user: TelegramUser) -> BotProfile:
-    with connection.cursor() as cursor:
-        cursor.execute(statement.sql, statement.params)
-        row = cursor.fetchone()
-    profile = instance_from_row(BotProfile, row[:-1])  # the last column is `inserted`
-    profile.user = user
-    return profile
 
 
 def user_update(
